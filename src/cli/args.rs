@@ -1,0 +1,135 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::print_format::PrintFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runql",
+    version,
+    about = "SQL over ZenML pipeline run history",
+    long_about = "SQL over ZenML pipeline run history.\n\n\
+        Tables: pipelines, runs, steps, outputs, inputs, metadata (see `\\d` in the REPL).\n\
+        Without -c or -f, runql starts a REPL on a terminal and reads SQL from stdin otherwise."
+)]
+pub struct Args {
+    /// The ZenML store: a path to zenml.db or ZenML's URL form sqlite:////abs/path/zenml.db
+    /// [default: $RUNQL_STORE, else the active ZenML config's store]
+    #[arg(long, value_name = "STORE", conflicts_with = "demo", global = true)]
+    pub store: Option<String>,
+
+    /// Use the demo store bundled with runql (a real ZenML 0.98 store)
+    #[arg(long, global = true)]
+    pub demo: bool,
+
+    /// Run SQL (one or more statements); may repeat
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+
+    /// Run the SQL statements in FILE; may repeat
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// How results are printed
+    #[arg(long, value_enum, default_value_t = PrintFormat::Table, global = true)]
+    pub format: PrintFormat,
+
+    /// Leave out the header row (csv, tsv)
+    #[arg(long, global = true)]
+    pub no_header: bool,
+
+    /// Show at most N rows of a table result [default: 40 in the REPL, all otherwise]
+    #[arg(long, value_name = "N", global = true)]
+    pub max_rows: Option<usize>,
+
+    /// A folder of your own reports (NAME.sql), beside the built-in ones
+    #[arg(long, value_name = "DIR", global = true)]
+    pub queries_dir: Option<PathBuf>,
+
+    /// Print which store is open and its ZenML schema version, then exit
+    #[arg(long)]
+    pub info: bool,
+
+    /// REPL history file [default: ~/.runql_history]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_history")]
+    pub history_file: Option<PathBuf>,
+
+    /// Keep no REPL history
+    #[arg(long)]
+    pub no_history: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Subcommands>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Subcommands {
+    /// Run a named report: a built-in one from queries/ or one of --queries-dir
+    Query {
+        /// The report's name (runql query --list shows them)
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// A value for the report's $KEY placeholder; may repeat
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = crate::reports::parse_param)]
+        params: Vec<(String, String)>,
+        /// List the reports with their descriptions and parameters
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+/// SQL to run in one-shot mode, in the order given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Script {
+    Command(String),
+    File(PathBuf),
+}
+
+impl Args {
+    /// Parses the process arguments, keeping `-c`/`-f` in their command-line order.
+    pub fn parse_with_scripts<I, T>(argv: I) -> Result<(Args, Vec<Script>), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Args::command().try_get_matches_from(argv)?;
+        let args = Args::from_arg_matches(&matches)?;
+        let scripts = scripts_in_order(&matches, &args);
+        Ok((args, scripts))
+    }
+}
+
+fn scripts_in_order(matches: &ArgMatches, args: &Args) -> Vec<Script> {
+    let mut scripts: Vec<(usize, Script)> = Vec::new();
+    if let Some(indices) = matches.indices_of("commands") {
+        scripts.extend(indices.zip(args.commands.iter().cloned().map(Script::Command)));
+    }
+    if let Some(indices) = matches.indices_of("files") {
+        scripts.extend(indices.zip(args.files.iter().cloned().map(Script::File)));
+    }
+    scripts.sort_by_key(|(i, _)| *i);
+    scripts.into_iter().map(|(_, s)| s).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_keep_command_line_order() {
+        let (_, scripts) =
+            Args::parse_with_scripts(["runql", "-f", "a.sql", "-c", "SELECT 1", "-f", "b.sql"])
+                .unwrap();
+        assert_eq!(
+            scripts,
+            vec![
+                Script::File("a.sql".into()),
+                Script::Command("SELECT 1".into()),
+                Script::File("b.sql".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Where each of runql's columns lives in a ZenML schema: one mapping per schema era.
+//!
+//! A mapping says, for every runql table, which ZenML table a row comes from, which joins
+//! its columns need, and the SQLite expression of each column. The table providers only
+//! ever see this description, so supporting another ZenML era means adding a file here.
+
+mod v0_98;
+
+use crate::error::{StoreError, StoreResult};
+
+/// How runql's tables read one era of ZenML's schema.
+#[derive(Debug)]
+pub struct SchemaMapping {
+    /// A short name for `--info`, e.g. `pipeline_snapshot era (0.90+)`.
+    pub name: &'static str,
+    /// The `alembic_version` values this mapping was verified against.
+    pub versions: &'static [&'static str],
+    pub tables: &'static [TableSql],
+}
+
+impl SchemaMapping {
+    pub fn table(&self, name: &str) -> Option<&TableSql> {
+        self.tables.iter().find(|t| t.table == name)
+    }
+}
+
+/// One runql table over ZenML's SQL: `SELECT <columns> FROM <from> <joins> [WHERE <filter>]`.
+#[derive(Debug)]
+pub struct TableSql {
+    pub table: &'static str,
+    /// The table (with alias) that gives the rows, e.g. `pipeline_run r`.
+    pub from: &'static str,
+    /// Joins, included only when a selected column needs them (in this order).
+    pub joins: &'static [JoinSql],
+    /// A condition every row satisfies, e.g. keeping only the latest value of a metadata key.
+    pub filter: Option<&'static str>,
+    pub columns: &'static [ColumnSql],
+}
+
+impl TableSql {
+    pub fn column(&self, name: &str) -> Option<&ColumnSql> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A join and the joins it relies on.
+#[derive(Debug)]
+pub struct JoinSql {
+    pub alias: &'static str,
+    pub sql: &'static str,
+    pub needs: &'static [&'static str],
+}
+
+/// One column's SQLite expression, the joins it reads, and whether it is a window function
+/// (which must be computed over all rows before any filter applies).
+#[derive(Debug)]
+pub struct ColumnSql {
+    pub name: &'static str,
+    pub expr: &'static str,
+    pub joins: &'static [&'static str],
+    pub window: bool,
+}
+
+pub(crate) const fn col(name: &'static str, expr: &'static str) -> ColumnSql {
+    ColumnSql {
+        name,
+        expr,
+        joins: &[],
+        window: false,
+    }
+}
+
+pub(crate) const fn joined(
+    name: &'static str,
+    expr: &'static str,
+    joins: &'static [&'static str],
+) -> ColumnSql {
+    ColumnSql {
+        name,
+        expr,
+        joins,
+        window: false,
+    }
+}
+
+pub(crate) const fn window(
+    name: &'static str,
+    expr: &'static str,
+    joins: &'static [&'static str],
+) -> ColumnSql {
+    ColumnSql {
+        name,
+        expr,
+        joins,
+        window: true,
+    }
+}
+
+/// Every mapping runql knows, oldest era first.
+pub static MAPPINGS: &[&SchemaMapping] = &[&v0_98::MAPPING];
+
+/// The mapping for a store whose `alembic_version` is `version`.
+pub fn mapping_for(version: &str) -> StoreResult<&'static SchemaMapping> {
+    MAPPINGS
+        .iter()
+        .copied()
+        .find(|m| m.versions.contains(&version))
+        .ok_or_else(|| StoreError::UnsupportedVersion {
+            found: version.to_string(),
+            supported: supported_versions().join(", "),
+        })
+}
+
+pub fn supported_versions() -> Vec<&'static str> {
+    MAPPINGS
+        .iter()
+        .flat_map(|m| m.versions.iter().copied())
+        .collect()
+}

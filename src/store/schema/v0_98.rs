@@ -1,0 +1,313 @@
+//! ZenML's `pipeline_snapshot` era (0.90 onwards), checked against stores written by 0.98.
+//!
+//! - A run's compiled configuration is its `pipeline_snapshot.pipeline_configuration`
+//!   (or, for runs without a snapshot, `pipeline_run.pipeline_configuration`).
+//! - A step's configuration is the `step_configuration` row of its own step run (dynamic
+//!   pipelines) or of its snapshot and name (static ones), else the legacy
+//!   `step_run.step_configuration` column.
+//! - Datetimes are naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`; ids are 32 hex digits.
+//! - Subqueries on `step_run` repeat `project_id`, because ZenML's index on it leads with
+//!   `project_id`: without it SQLite cannot use the index and scans every step run.
+
+use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+
+/// Seconds between two SQLAlchemy datetime texts, exact to the microsecond (as Python's
+/// `timedelta.total_seconds()`): whole seconds from `unixepoch`, microseconds from the text.
+macro_rules! duration_s {
+    ($start:literal, $end:literal) => {
+        concat!(
+            "((unixepoch(",
+            $end,
+            ") - unixepoch(",
+            $start,
+            ")) * 1000000 + (CAST(substr(",
+            $end,
+            ", 21, 6) AS INTEGER) - CAST(substr(",
+            $start,
+            ", 21, 6) AS INTEGER))) / 1000000.0"
+        )
+    };
+}
+
+/// A `Source` JSON object as ZenML's `Source.import_path`: `module.attribute`.
+macro_rules! import_path {
+    ($json:literal) => {
+        concat!(
+            "(json_extract(",
+            $json,
+            ", '$.module') || COALESCE('.' || json_extract(",
+            $json,
+            ", '$.attribute'), ''))"
+        )
+    };
+}
+
+const STEP_CONFIG: &str = "COALESCE(scd.config, scs.config, s.step_configuration)";
+
+const FIRST_RUN_START: &str =
+    "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id)";
+
+pub static MAPPING: SchemaMapping = SchemaMapping {
+    name: "pipeline_snapshot era (ZenML 0.90+)",
+    versions: &["0.98.0"],
+    tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
+};
+
+const PIPELINES: TableSql = TableSql {
+    table: "pipelines",
+    from: "pipeline p",
+    joins: &[],
+    filter: None,
+    columns: &[
+        col("pipeline_id", "p.id"),
+        col("pipeline_name", "p.name"),
+        col("created", "p.created"),
+        col(
+            "run_count",
+            "(SELECT COUNT(*) FROM pipeline_run r WHERE r.pipeline_id = p.id)",
+        ),
+        col("first_run_start", FIRST_RUN_START),
+        window(
+            "pipeline_index",
+            concat!(
+                "ROW_NUMBER() OVER (ORDER BY ",
+                "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id) IS NULL, ",
+                "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id), ",
+                "p.created, p.id) - 1"
+            ),
+            &[],
+        ),
+        col("description", "p.description"),
+    ],
+};
+
+const RUNS: TableSql = TableSql {
+    table: "runs",
+    from: "pipeline_run r",
+    joins: &[
+        JoinSql {
+            alias: "p",
+            sql: "LEFT JOIN pipeline p ON p.id = r.pipeline_id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "sn",
+            sql: "LEFT JOIN pipeline_snapshot sn ON sn.id = r.snapshot_id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "cr",
+            sql: "LEFT JOIN code_reference cr ON cr.id = sn.code_reference_id",
+            needs: &["sn"],
+        },
+        JoinSql {
+            alias: "rc",
+            sql: "LEFT JOIN (SELECT pipeline_id, COUNT(*) AS n FROM pipeline_run GROUP BY pipeline_id) rc \
+                  ON rc.pipeline_id = r.pipeline_id",
+            needs: &[],
+        },
+    ],
+    filter: None,
+    columns: &[
+        col("run_id", "r.id"),
+        col("run_name", "r.name"),
+        col("pipeline_id", "r.pipeline_id"),
+        joined("pipeline_name", "p.name", &["p"]),
+        col("status", "r.status"),
+        col("status_reason", "r.status_reason"),
+        col("start_time", "r.start_time"),
+        col("end_time", "r.end_time"),
+        col("duration_s", duration_s!("r.start_time", "r.end_time")),
+        col("run_index", "r.\"index\" - 1"),
+        joined("run_rindex", "r.\"index\" - 1 - rc.n", &["rc"]),
+        col(
+            "is_cached",
+            "(EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id AND s.pipeline_run_id = r.id) \
+             AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
+             AND s.pipeline_run_id = r.id AND s.status <> 'cached'))",
+        ),
+        joined("git_sha", "cr.\"commit\"", &["cr"]),
+        col(
+            "tags",
+            "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
+             JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
+             AND tr.resource_type = 'pipeline_run' ORDER BY t.name))",
+        ),
+        joined(
+            "parameters",
+            "COALESCE(json_extract(COALESCE(sn.pipeline_configuration, r.pipeline_configuration), '$.parameters'), '{}')",
+            &["sn"],
+        ),
+        joined(
+            "config",
+            "COALESCE(sn.pipeline_configuration, r.pipeline_configuration)",
+            &["sn"],
+        ),
+        col("created", "r.created"),
+        col("updated", "r.updated"),
+        col("exception", "r.exception_info"),
+    ],
+};
+
+const STEPS: TableSql = TableSql {
+    table: "steps",
+    from: "step_run s",
+    joins: &[
+        JoinSql {
+            alias: "r",
+            sql: "LEFT JOIN pipeline_run r ON r.id = s.pipeline_run_id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "p",
+            sql: "LEFT JOIN pipeline p ON p.id = r.pipeline_id",
+            needs: &["r"],
+        },
+        JoinSql {
+            alias: "scd",
+            sql: "LEFT JOIN step_configuration scd ON scd.step_run_id = s.id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "scs",
+            sql: "LEFT JOIN step_configuration scs ON scs.snapshot_id = s.snapshot_id \
+                  AND scs.name = s.name AND scs.step_run_id IS NULL",
+            needs: &[],
+        },
+    ],
+    filter: None,
+    columns: &[
+        col("step_id", "s.id"),
+        col("step_name", "s.name"),
+        joined(
+            "entrypoint",
+            "json_extract(COALESCE(scd.config, scs.config, s.step_configuration), '$.spec.source.attribute')",
+            &["scd", "scs"],
+        ),
+        col("run_id", "s.pipeline_run_id"),
+        joined("run_name", "r.name", &["r"]),
+        joined("pipeline_name", "p.name", &["p"]),
+        col("status", "s.status"),
+        col("is_cached", "s.status = 'cached'"),
+        col("original_step_id", "s.original_step_run_id"),
+        col("start_time", "s.start_time"),
+        col("end_time", "s.end_time"),
+        col("duration_s", duration_s!("s.start_time", "s.end_time")),
+        window(
+            "step_index",
+            "ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.created, s.id) - 1",
+            &[],
+        ),
+        window(
+            "step_rindex",
+            "-ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.created DESC, s.id DESC)",
+            &[],
+        ),
+        joined(
+            "parameters",
+            "COALESCE(json_extract(COALESCE(scd.config, scs.config, s.step_configuration), \
+             '$.step_config_overrides.parameters'), '{}')",
+            &["scd", "scs"],
+        ),
+        joined("config", STEP_CONFIG, &["scd", "scs"]),
+        col("cache_key", "s.cache_key"),
+        col("code_hash", "s.code_hash"),
+        col("docstring", "s.docstring"),
+        col("source_code", "s.source_code"),
+        col("exception", "s.exception_info"),
+    ],
+};
+
+const OUTPUTS: TableSql = TableSql {
+    table: "outputs",
+    from: "step_run_output_artifact o",
+    joins: &[
+        JoinSql {
+            alias: "av",
+            sql: "LEFT JOIN artifact_version av ON av.id = o.artifact_id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "a",
+            sql: "LEFT JOIN artifact a ON a.id = av.artifact_id",
+            needs: &["av"],
+        },
+        JoinSql {
+            alias: "s",
+            sql: "LEFT JOIN step_run s ON s.id = o.step_id",
+            needs: &[],
+        },
+        JoinSql {
+            alias: "r",
+            sql: "LEFT JOIN pipeline_run r ON r.id = s.pipeline_run_id",
+            needs: &["s"],
+        },
+        JoinSql {
+            alias: "p",
+            sql: "LEFT JOIN pipeline p ON p.id = r.pipeline_id",
+            needs: &["r"],
+        },
+    ],
+    filter: None,
+    columns: &[
+        col("output_id", "o.artifact_id"),
+        col("output_name", "o.name"),
+        col("step_id", "o.step_id"),
+        joined("step_name", "s.name", &["s"]),
+        joined("run_id", "s.pipeline_run_id", &["s"]),
+        joined("run_name", "r.name", &["r"]),
+        joined("pipeline_name", "p.name", &["p"]),
+        joined("artifact_name", "a.name", &["a"]),
+        joined("artifact_version", "av.version", &["av"]),
+        joined("artifact_type", "av.type", &["av"]),
+        joined("data_type", import_path!("av.data_type"), &["av"]),
+        joined("materializer", import_path!("av.materializer"), &["av"]),
+        joined("uri", "av.uri", &["av"]),
+        joined("content_hash", "av.content_hash", &["av"]),
+        joined("created", "av.created", &["av"]),
+    ],
+};
+
+const INPUTS: TableSql = TableSql {
+    table: "inputs",
+    from: "step_run_input_artifact i",
+    joins: &[JoinSql {
+        alias: "s",
+        sql: "LEFT JOIN step_run s ON s.id = i.step_id",
+        needs: &[],
+    }],
+    filter: None,
+    columns: &[
+        col("step_id", "i.step_id"),
+        joined("step_name", "s.name", &["s"]),
+        joined("run_id", "s.pipeline_run_id", &["s"]),
+        col("input_name", "i.name"),
+        col("output_id", "i.artifact_id"),
+        col("input_type", "i.type"),
+    ],
+};
+
+const METADATA: TableSql = TableSql {
+    table: "metadata",
+    from: "run_metadata_resource mr JOIN run_metadata m ON m.id = mr.run_metadata_id",
+    joins: &[],
+    // ZenML's client shows the latest value of each key of a resource; so does runql.
+    filter: Some(
+        "NOT EXISTS (SELECT 1 FROM run_metadata_resource mr2 JOIN run_metadata m2 ON m2.id = mr2.run_metadata_id \
+         WHERE mr2.resource_id = mr.resource_id AND mr2.resource_type = mr.resource_type AND m2.key = m.key \
+         AND (m2.created > m.created OR (m2.created = m.created AND m2.id > m.id)))",
+    ),
+    columns: &[
+        col(
+            "resource_type",
+            "CASE mr.resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' \
+             WHEN 'artifact_version' THEN 'output' ELSE mr.resource_type END",
+        ),
+        col("resource_id", "mr.resource_id"),
+        col("key", "m.key"),
+        col("value", "m.value"),
+        col("value_type", "m.type"),
+        col("publisher_step_id", "m.publisher_step_id"),
+        col("created", "m.created"),
+    ],
+};

@@ -1,0 +1,441 @@
+//! Which filters SQLite evaluates, and how: every pushdown decision runql makes is here.
+//!
+//! A filter is classified per conjunct, as DataFusion asks:
+//! - **Exact**: SQLite's answer is DataFusion's answer, so DataFusion drops the filter (and
+//!   may push its LIMIT down too). Comparisons (`=`, `<>`, `<`, `<=`, `>`, `>=`), `IN`,
+//!   `BETWEEN`, case-sensitive `LIKE`, `IS [NOT] NULL`, bare boolean columns, and `AND`,
+//!   `OR`, `NOT` of exact filters, over id, text, JSON-text, number, boolean and timestamp
+//!   columns.
+//! - **Inexact**: SQLite narrows the rows, DataFusion filters them again: `LIKE` on ids
+//!   (matched without dashes, as the store keeps them) and an `AND` where only one side
+//!   can be pushed.
+//! - **Unsupported**: everything else (functions, casts, `ILIKE`, list columns, timestamps
+//!   finer than the store's microseconds, ...), which DataFusion evaluates itself.
+//!
+//! Values are always bound as parameters, never spliced into SQL text. Pushed SQL refers to
+//! the scan's column aliases (`"run_name"`), so it is independent of the ZenML schema era.
+
+use chrono::DateTime;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Like, Operator, TableProviderFilterPushDown,
+};
+use rusqlite::types::Value;
+
+use super::{Kind, TableDef};
+
+/// A filter rewritten for SQLite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushed {
+    /// SQL over the scan's column aliases, with `?` for each parameter.
+    pub sql: String,
+    pub params: Vec<Value>,
+    /// Whether SQLite's result equals DataFusion's (else it is a superset).
+    pub exact: bool,
+    /// Columns the SQL refers to.
+    pub columns: Vec<&'static str>,
+}
+
+impl Pushed {
+    fn new(sql: String, params: Vec<Value>, exact: bool, column: &'static str) -> Self {
+        Self {
+            sql,
+            params,
+            exact,
+            columns: vec![column],
+        }
+    }
+
+    fn combine(self, other: Pushed, op: &str) -> Pushed {
+        let mut params = self.params;
+        params.extend(other.params);
+        let mut columns = self.columns;
+        columns.extend(other.columns);
+        Pushed {
+            sql: format!("({}) {op} ({})", self.sql, other.sql),
+            params,
+            exact: self.exact && other.exact,
+            columns,
+        }
+    }
+}
+
+/// How DataFusion should treat `filter` on `table`.
+pub fn support(table: &TableDef, filter: &Expr) -> TableProviderFilterPushDown {
+    match push_down(table, filter) {
+        Some(p) if p.exact => TableProviderFilterPushDown::Exact,
+        Some(_) => TableProviderFilterPushDown::Inexact,
+        None => TableProviderFilterPushDown::Unsupported,
+    }
+}
+
+/// `filter` as SQLite SQL, or `None` when SQLite cannot evaluate it.
+pub fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => {
+                match (push_down(table, left), push_down(table, right)) {
+                    (Some(l), Some(r)) => Some(l.combine(r, "AND")),
+                    // Pushing one side keeps a superset of the rows: DataFusion refilters.
+                    (Some(one), None) | (None, Some(one)) => Some(Pushed {
+                        exact: false,
+                        ..one
+                    }),
+                    (None, None) => None,
+                }
+            }
+            Operator::Or => {
+                let l = push_down(table, left)?;
+                let r = push_down(table, right)?;
+                Some(l.combine(r, "OR"))
+            }
+            _ => comparison(table, left, *op, right),
+        },
+        Expr::Not(inner) => {
+            // NOT of a superset is not a superset: only exact filters can be negated.
+            let p = push_down(table, inner).filter(|p| p.exact)?;
+            Some(Pushed {
+                sql: format!("NOT ({})", p.sql),
+                ..p
+            })
+        }
+        Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
+            let (name, kind) = column(table, inner)?;
+            if kind == Kind::TextList {
+                return None; // a run without tags has an empty list, never NULL
+            }
+            let not = if matches!(filter, Expr::IsNotNull(_)) {
+                " NOT"
+            } else {
+                ""
+            };
+            Some(Pushed::new(
+                format!("\"{name}\" IS{not} NULL"),
+                vec![],
+                true,
+                name,
+            ))
+        }
+        Expr::Column(_) => {
+            let (name, kind) = column(table, filter)?;
+            (kind == Kind::Bool).then(|| Pushed::new(format!("\"{name}\" = 1"), vec![], true, name))
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) => {
+            let (name, kind) = column(table, expr)?;
+            if !kind.comparable() {
+                return None;
+            }
+            let mut params = Vec::with_capacity(list.len());
+            let mut exact = true;
+            for item in list {
+                let (value, item_exact) = value(kind, literal(item)?)?;
+                params.push(value);
+                exact &= item_exact;
+            }
+            if !exact && *negated {
+                return None;
+            }
+            let marks = vec!["?"; params.len()].join(", ");
+            let not = if *negated { " NOT" } else { "" };
+            Some(Pushed::new(
+                format!("\"{name}\"{not} IN ({marks})"),
+                params,
+                exact,
+                name,
+            ))
+        }
+        Expr::Between(Between {
+            expr,
+            negated,
+            low,
+            high,
+        }) => {
+            let (name, kind) = column(table, expr)?;
+            if !kind.ordered() {
+                return None;
+            }
+            let (low, low_exact) = value(kind, literal(low)?)?;
+            let (high, high_exact) = value(kind, literal(high)?)?;
+            if !(low_exact && high_exact) {
+                return None;
+            }
+            let not = if *negated { " NOT" } else { "" };
+            Some(Pushed::new(
+                format!("\"{name}\"{not} BETWEEN ? AND ?"),
+                vec![low, high],
+                true,
+                name,
+            ))
+        }
+        Expr::Like(like) => push_like(table, like),
+        _ => None,
+    }
+}
+
+fn push_like(table: &TableDef, like: &Like) -> Option<Pushed> {
+    let Like {
+        negated,
+        expr,
+        pattern,
+        escape_char,
+        case_insensitive,
+    } = like;
+    let (name, kind) = column(table, expr)?;
+    let pattern = match literal(pattern)? {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s,
+        _ => return None,
+    };
+    let escape = escape_char.unwrap_or('\\');
+    let not = if *negated { " NOT" } else { "" };
+    let sql = format!(
+        "\"{name}\"{not} LIKE ? ESCAPE '{}'",
+        if escape == '\'' {
+            "''".to_string()
+        } else {
+            escape.to_string()
+        }
+    );
+    match kind {
+        // SQLite's lower() folds ASCII only, DataFusion's ILIKE folds Unicode: not pushable.
+        Kind::Text | Kind::Json if !case_insensitive => Some(Pushed::new(
+            sql,
+            vec![Value::Text(pattern.clone())],
+            true,
+            name,
+        )),
+        // Ids are stored without dashes and in lowercase: match the pattern the same way and
+        // let DataFusion check the dashed form.
+        Kind::Id if !negated => {
+            let stored: String = pattern
+                .chars()
+                .filter(|c| *c != '-')
+                .collect::<String>()
+                .to_lowercase();
+            Some(Pushed::new(sql, vec![Value::Text(stored)], false, name))
+        }
+        _ => None,
+    }
+}
+
+fn comparison(table: &TableDef, left: &Expr, op: Operator, right: &Expr) -> Option<Pushed> {
+    // `column op literal`, or `literal op column` with the operator swapped.
+    let (col_expr, op, lit_expr) = if column(table, left).is_some() {
+        (left, op, right)
+    } else {
+        (right, op.swap()?, left)
+    };
+    let (name, kind) = column(table, col_expr)?;
+    let sql_op = match op {
+        Operator::Eq => "=",
+        Operator::NotEq => "<>",
+        Operator::Lt => "<",
+        Operator::LtEq => "<=",
+        Operator::Gt => ">",
+        Operator::GtEq => ">=",
+        _ => return None,
+    };
+    let is_equality = matches!(op, Operator::Eq | Operator::NotEq);
+    if !(kind.ordered() || (is_equality && kind.comparable())) {
+        return None;
+    }
+    let (value, exact) = value(kind, literal(lit_expr)?)?;
+    if !exact {
+        return None;
+    }
+    Some(Pushed::new(
+        format!("\"{name}\" {sql_op} ?"),
+        vec![value],
+        true,
+        name,
+    ))
+}
+
+impl Kind {
+    /// Equality and IN are pushable.
+    fn comparable(self) -> bool {
+        !matches!(self, Kind::TextList)
+    }
+
+    /// Ranges are pushable: SQLite orders these as DataFusion does.
+    fn ordered(self) -> bool {
+        matches!(self, Kind::Text | Kind::Int | Kind::Float | Kind::Timestamp)
+    }
+}
+
+fn column(table: &TableDef, expr: &Expr) -> Option<(&'static str, Kind)> {
+    let Expr::Column(col) = expr else {
+        return None;
+    };
+    let def = table.column(&col.name)?;
+    Some((def.name, def.kind))
+}
+
+fn literal(expr: &Expr) -> Option<&ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) if !value.is_null() => Some(value),
+        _ => None,
+    }
+}
+
+/// A literal as the SQLite value it must be compared with, and whether the comparison in
+/// SQLite is exact.
+fn value(kind: Kind, literal: &ScalarValue) -> Option<(Value, bool)> {
+    use ScalarValue as S;
+    let text = match literal {
+        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    match kind {
+        Kind::Id => store_id(text?).map(|id| (Value::Text(id), true)),
+        Kind::Text | Kind::Json => text.map(|s| (Value::Text(s.to_string()), true)),
+        Kind::Int | Kind::Float => match literal {
+            S::Int8(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::Int16(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::Int32(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::Int64(Some(v)) => Some((Value::Integer(*v), true)),
+            S::UInt8(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::UInt16(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::UInt32(Some(v)) => Some((Value::Integer(*v as i64), true)),
+            S::UInt64(Some(v)) => i64::try_from(*v).ok().map(|v| (Value::Integer(v), true)),
+            S::Float64(Some(v)) if kind == Kind::Float && v.is_finite() => {
+                Some((Value::Real(*v), true))
+            }
+            S::Float32(Some(v)) if kind == Kind::Float && v.is_finite() => {
+                Some((Value::Real(*v as f64), true))
+            }
+            _ => None,
+        },
+        Kind::Bool => match literal {
+            S::Boolean(Some(b)) => Some((Value::Integer(*b as i64), true)),
+            _ => None,
+        },
+        Kind::Timestamp => {
+            let (micros, exact) = match literal {
+                S::TimestampSecond(Some(v), _) => (v.checked_mul(1_000_000)?, true),
+                S::TimestampMillisecond(Some(v), _) => (v.checked_mul(1_000)?, true),
+                S::TimestampMicrosecond(Some(v), _) => (*v, true),
+                S::TimestampNanosecond(Some(v), _) => {
+                    (v.div_euclid(1_000), v.rem_euclid(1_000) == 0)
+                }
+                _ => return None,
+            };
+            Some((Value::Text(store_datetime(micros)?), exact))
+        }
+        Kind::TextList => None,
+    }
+}
+
+/// A user's id (dashed or not, any case) as ZenML stores it: 32 lowercase hex digits.
+pub fn store_id(id: &str) -> Option<String> {
+    let hex: String = id
+        .chars()
+        .filter(|c| *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
+}
+
+/// Microseconds since the epoch as ZenML's datetime text (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC),
+/// which orders like the instants it names.
+pub fn store_datetime(micros: i64) -> Option<String> {
+    let dt = DateTime::from_timestamp_micros(micros)?;
+    Some(dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::table_def;
+    use datafusion::prelude::{col, lit};
+
+    fn runs() -> &'static TableDef {
+        table_def("runs").unwrap()
+    }
+
+    #[test]
+    fn ids_are_matched_as_stored() {
+        let p = push_down(
+            runs(),
+            &col("run_id").eq(lit("4A37D064-F167-4EFA-B898-926992F19E19")),
+        )
+        .unwrap();
+        assert_eq!(p.sql, "\"run_id\" = ?");
+        assert_eq!(
+            p.params,
+            vec![Value::Text("4a37d064f1674efab898926992f19e19".into())]
+        );
+        assert!(p.exact);
+        // Not an id at all: DataFusion decides (no row matches), SQLite is not asked.
+        assert!(push_down(runs(), &col("run_id").eq(lit("nope"))).is_none());
+        // Ranges over ids mean nothing in the store's form.
+        assert!(
+            push_down(
+                runs(),
+                &col("run_id").gt(lit("4a37d064-f167-4efa-b898-926992f19e19"))
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn classification() {
+        use TableProviderFilterPushDown::*;
+        let cases = [
+            (col("status").eq(lit("failed")), Exact),
+            (lit("failed").eq(col("status")), Exact),
+            (col("run_index").gt_eq(lit(2_i64)), Exact),
+            (
+                col("status").in_list(vec![lit("failed"), lit("running")], false),
+                Exact,
+            ),
+            (col("run_name").like(lit("first-%")), Exact),
+            (col("run_name").ilike(lit("first-%")), Unsupported),
+            (col("run_id").like(lit("4a37d064-%")), Inexact),
+            (col("end_time").is_null(), Exact),
+            (col("is_cached"), Exact),
+            (col("tags").is_null(), Unsupported),
+            (
+                col("status")
+                    .eq(lit("failed"))
+                    .and(datafusion::functions::expr_fn::lower(col("run_name")).eq(lit("x"))),
+                Inexact,
+            ),
+            (
+                col("status")
+                    .eq(lit("failed"))
+                    .or(col("run_index").lt(lit(1_i64))),
+                Exact,
+            ),
+            (col("run_index").between(lit(1_i64), lit(3_i64)), Exact),
+            (col("parameters").gt(lit("{}")), Unsupported),
+        ];
+        for (expr, expected) in cases {
+            assert_eq!(support(runs(), &expr), expected, "{expr}");
+        }
+    }
+
+    #[test]
+    fn timestamps_compare_as_store_text() {
+        let ts = Expr::Literal(
+            ScalarValue::TimestampMicrosecond(Some(1_764_153_304_365_897), Some("UTC".into())),
+            None,
+        );
+        let p = push_down(runs(), &col("start_time").gt(ts)).unwrap();
+        assert_eq!(
+            p.params,
+            vec![Value::Text("2025-11-26 10:35:04.365897".into())]
+        );
+        let nanos = Expr::Literal(
+            ScalarValue::TimestampNanosecond(Some(1_764_153_304_365_897_001), None),
+            None,
+        );
+        assert!(push_down(runs(), &col("start_time").gt_eq(nanos)).is_none());
+    }
+}

@@ -1,0 +1,370 @@
+//! One scan of a runql table: the SQLite query it runs and the stream of batches it yields.
+//!
+//! What a scan sees: each scan opens its own read-only connection and reads in one SQLite
+//! read transaction, so it sees one consistent snapshot of the store, taken when it starts.
+//! Two tables scanned in one query (a join) may see snapshots a ZenML write apart.
+//!
+//! Batches are built on a blocking thread and handed over a channel of two, so a scan holds
+//! at most a few batches in memory however large the store; dropping the stream (LIMIT
+//! reached, Ctrl-C) stops SQLite at its next row or progress callback.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use rusqlite::types::Value;
+
+use super::convert::ColumnBuilder;
+use super::push_down::Pushed;
+use super::{Kind, TableDef};
+use crate::store::ZenStore;
+use crate::store::schema::TableSql;
+
+/// The SQLite query behind a scan, with its parameters.
+#[derive(Debug, Clone)]
+pub struct ScanQuery {
+    pub sql: String,
+    pub params: Vec<Value>,
+    /// Projected columns, in output order.
+    pub columns: Vec<(&'static str, Kind)>,
+    /// The pushed filters, for EXPLAIN.
+    pub filters: Vec<String>,
+    pub limit: Option<usize>,
+}
+
+impl ScanQuery {
+    /// `SELECT <projection> FROM (SELECT <needed columns> FROM <ZenML tables>) WHERE <pushed> LIMIT n`.
+    ///
+    /// The inner query computes each needed column once under its runql name, so pushed
+    /// filters never depend on ZenML's schema; SQLite flattens it away unless a window
+    /// column (computed over all rows, before filters) is needed.
+    pub fn build(
+        def: &TableDef,
+        sql: &TableSql,
+        projection: &[usize],
+        pushed: &[Pushed],
+        limit: Option<usize>,
+    ) -> Self {
+        let columns: Vec<(&'static str, Kind)> = projection
+            .iter()
+            .map(|&i| (def.columns[i].name, def.columns[i].kind))
+            .collect();
+        let mut needed: Vec<&'static str> = columns.iter().map(|(n, _)| *n).collect();
+        for p in pushed {
+            for c in &p.columns {
+                if !needed.contains(c) {
+                    needed.push(c);
+                }
+            }
+        }
+
+        let mut joins: Vec<&str> = Vec::new();
+        let mut inner_columns = Vec::with_capacity(needed.len());
+        for name in &needed {
+            match sql.column(name) {
+                Some(c) => {
+                    for j in c.joins {
+                        add_join(sql, j, &mut joins);
+                    }
+                    inner_columns.push(format!("{} AS \"{name}\"", c.expr));
+                }
+                // This ZenML era does not record the column: NULL, never made up.
+                None => inner_columns.push(format!("NULL AS \"{name}\"")),
+            }
+        }
+        if inner_columns.is_empty() {
+            inner_columns.push("1 AS \"__row\"".to_string());
+        }
+        let mut inner = format!("SELECT {} FROM {}", inner_columns.join(", "), sql.from);
+        for join in sql.joins.iter().filter(|j| joins.contains(&j.alias)) {
+            inner.push(' ');
+            inner.push_str(join.sql);
+        }
+        if let Some(filter) = sql.filter {
+            inner.push_str(" WHERE ");
+            inner.push_str(filter);
+        }
+
+        let outer_columns = if columns.is_empty() {
+            "NULL".to_string()
+        } else {
+            columns
+                .iter()
+                .map(|(n, _)| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut query = format!("SELECT {outer_columns} FROM ({inner}) AS t");
+        let mut params = Vec::new();
+        let filters: Vec<String> = pushed.iter().map(|p| p.sql.clone()).collect();
+        if !filters.is_empty() {
+            query.push_str(" WHERE ");
+            query.push_str(
+                &filters
+                    .iter()
+                    .map(|f| format!("({f})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND "),
+            );
+            for p in pushed {
+                params.extend(p.params.iter().cloned());
+            }
+        }
+        if let Some(n) = limit {
+            query.push_str(&format!(" LIMIT {n}"));
+        }
+        Self {
+            sql: query,
+            params,
+            columns,
+            filters: pushed.iter().map(describe).collect(),
+            limit,
+        }
+    }
+}
+
+/// A pushed filter with its parameters shown in place, for EXPLAIN (display only).
+fn describe(p: &Pushed) -> String {
+    let mut out = String::new();
+    let mut params = p.params.iter();
+    for ch in p.sql.chars() {
+        if ch == '?' {
+            match params.next() {
+                Some(Value::Text(s)) => out.push_str(&format!("'{}'", s.replace('\'', "''"))),
+                Some(Value::Integer(i)) => out.push_str(&i.to_string()),
+                Some(Value::Real(f)) => out.push_str(&f.to_string()),
+                Some(other) => out.push_str(&format!("{other:?}")),
+                None => out.push('?'),
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn add_join<'a>(sql: &'a TableSql, alias: &'a str, joins: &mut Vec<&'a str>) {
+    if joins.contains(&alias) {
+        return;
+    }
+    if let Some(join) = sql.joins.iter().find(|j| j.alias == alias) {
+        for need in join.needs {
+            add_join(sql, need, joins);
+        }
+        joins.push(join.alias);
+    }
+}
+
+/// Streams one runql table's rows out of the store.
+#[derive(Debug)]
+pub struct ZenScanExec {
+    table: &'static str,
+    store: Arc<ZenStore>,
+    query: ScanQuery,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl ZenScanExec {
+    pub fn new(
+        table: &'static str,
+        store: Arc<ZenStore>,
+        query: ScanQuery,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            table,
+            store,
+            query,
+            schema,
+            properties: Arc::new(properties),
+        }
+    }
+
+    pub fn query(&self) -> &ScanQuery {
+        &self.query
+    }
+}
+
+impl DisplayAs for ZenScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let columns: Vec<&str> = self.query.columns.iter().map(|(n, _)| *n).collect();
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::TreeRender => {
+                write!(
+                    f,
+                    "ZenScanExec: table={}, columns=[{}]",
+                    self.table,
+                    columns.join(", ")
+                )?;
+                if !self.query.filters.is_empty() {
+                    write!(f, ", pushed_filters=[{}]", self.query.filters.join(", "))?;
+                }
+                if let Some(n) = self.query.limit {
+                    write!(f, ", limit={n}")?;
+                }
+                Ok(())
+            }
+            DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "ZenScanExec: table={}, sql={}",
+                    self.table, self.query.sql
+                )
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for ZenScanExec {
+    fn name(&self) -> &'static str {
+        "ZenScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "ZenScanExec has one partition, asked for {partition}"
+            )));
+        }
+        let batch_size = context.session_config().batch_size();
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
+        let tx = builder.tx();
+        let store = Arc::clone(&self.store);
+        let query = self.query.clone();
+        let schema = Arc::clone(&self.schema);
+        builder.spawn_blocking(move || {
+            let watch = tx.clone();
+            let cancelled = move || watch.is_closed();
+            read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
+                tx.blocking_send(Ok(batch)).is_ok()
+            })
+        });
+        Ok(builder.build())
+    }
+}
+
+/// Runs `query` and hands `emit` batches of up to `batch_size` rows until the rows run out
+/// or `emit` returns false (the consumer is gone). `cancelled` is polled while SQLite works
+/// between rows (sorting, aggregating), so a dropped query stops there too.
+fn read_batches(
+    store: &ZenStore,
+    query: &ScanQuery,
+    schema: &SchemaRef,
+    batch_size: usize,
+    cancelled: impl Fn() -> bool + Clone + Send + 'static,
+    mut emit: impl FnMut(RecordBatch) -> bool,
+) -> Result<()> {
+    let mut conn = store.connect().map_err(external)?;
+    conn.progress_handler(100_000, Some(cancelled.clone()))
+        .map_err(sqlite)?;
+    match read_rows(&conn, query, schema, batch_size, &mut emit) {
+        // SQLite was interrupted because nobody waits for the rows any more: not an error.
+        Err(_) if cancelled() => Ok(()),
+        other => other,
+    }
+}
+
+fn read_rows(
+    conn: &rusqlite::Connection,
+    query: &ScanQuery,
+    schema: &SchemaRef,
+    batch_size: usize,
+    emit: &mut impl FnMut(RecordBatch) -> bool,
+) -> Result<()> {
+    let mut stmt = conn.prepare(&query.sql).map_err(sqlite)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(query.params.iter()))
+        .map_err(sqlite)?;
+    let mut builders: Vec<ColumnBuilder> = query
+        .columns
+        .iter()
+        .map(|(_, kind)| ColumnBuilder::new(*kind, batch_size))
+        .collect();
+    let mut count = 0;
+    let finish = |builders: &mut Vec<ColumnBuilder>, count: usize| -> Result<RecordBatch> {
+        let arrays = builders.iter_mut().map(|b| b.finish()).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(count));
+        RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options).map_err(Into::into)
+    };
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        for (i, builder) in builders.iter_mut().enumerate() {
+            builder.append(row.get_ref(i).map_err(sqlite)?, query.columns[i].0)?;
+        }
+        count += 1;
+        if count == batch_size {
+            if !emit(finish(&mut builders, count)?) {
+                return Ok(());
+            }
+            count = 0;
+        }
+    }
+    if count > 0 {
+        emit(finish(&mut builders, count)?);
+    }
+    Ok(())
+}
+
+fn sqlite(e: rusqlite::Error) -> DataFusionError {
+    external(crate::error::StoreError::Sqlite(e))
+}
+
+fn external(e: crate::error::StoreError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}

@@ -1,0 +1,135 @@
+//! Small helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+pub const ZENML_VERSION: &str = "0.98.0";
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/zenml-{ZENML_VERSION}"))
+}
+
+pub fn fixture_store() -> PathBuf {
+    fixture_dir().join("zenml.db")
+}
+
+/// The golden answers ZenML's Client gave for the fixture store.
+pub fn golden() -> Value {
+    let text = std::fs::read_to_string(fixture_dir().join("golden.json")).expect("golden.json");
+    serde_json::from_str(&text).expect("golden.json is JSON")
+}
+
+pub fn golden_rows(table: &str) -> Vec<Value> {
+    golden()["tables"][table]
+        .as_array()
+        .expect("golden table")
+        .clone()
+}
+
+/// `runql` with no store chosen by the environment: tests choose explicitly.
+pub fn runql() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runql"));
+    cmd.env_remove("RUNQL_STORE")
+        .env("ZENML_CONFIG_PATH", "/nonexistent/zenml-config")
+        .env("HOME", std::env::temp_dir());
+    cmd
+}
+
+/// `runql --store <fixture>`.
+pub fn runql_fixture() -> Command {
+    let mut cmd = runql();
+    cmd.arg("--store").arg(fixture_store());
+    cmd
+}
+
+/// Rows of `sql` on the fixture, as JSON objects.
+pub fn query_json(sql: &str) -> Vec<Value> {
+    query_json_on(&fixture_store(), sql)
+}
+
+pub fn query_json_on(store: &Path, sql: &str) -> Vec<Value> {
+    let output = runql()
+        .arg("--store")
+        .arg(store)
+        .args(["--format", "json", "-c", sql])
+        .output()
+        .expect("runql runs");
+    assert!(
+        output.status.success(),
+        "runql failed on {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    value.as_array().expect("a JSON array").clone()
+}
+
+/// JSON values equal as ZenML means them: numbers by value (1 == 1.0), JSON text parsed.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Parses a JSON-text cell.
+pub fn json_text(value: &Value) -> Value {
+    match value {
+        Value::String(s) => {
+            serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON text ({e}): {s}"))
+        }
+        Value::Null => Value::Null,
+        other => panic!("expected JSON text, got {other}"),
+    }
+}
+
+/// A copy of the fixture store in a fresh temp dir.
+pub fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("zenml.db");
+    std::fs::copy(fixture_store(), &path).expect("copy fixture");
+    (dir, path)
+}
+
+/// Runs `cmd` with `input` on its stdin.
+pub fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runql starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `cmd`, asserts it succeeded, returns its stdout.
+pub fn stdout_ok(cmd: &mut Command) -> String {
+    let output = cmd.output().expect("runql runs");
+    assert!(
+        output.status.success(),
+        "runql failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}

@@ -1,0 +1,215 @@
+//! Every table equals ZenML's own Client answers for the fixture store.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Compares runql's rows with the golden rows on `fields`, keyed by `key`; `json_fields` hold
+/// JSON text in runql and parsed JSON in the golden file.
+fn assert_table_matches(
+    table: &str,
+    sql: &str,
+    key: &[&str],
+    fields: &[&str],
+    json_fields: &[&str],
+) {
+    let golden = golden_rows(table);
+    let ours = query_json(sql);
+    assert!(!golden.is_empty(), "golden {table} is empty");
+    assert_eq!(
+        ours.len(),
+        golden.len(),
+        "{table}: row count differs from ZenML's client"
+    );
+    let key_of = |row: &Value| {
+        key.iter()
+            .map(|k| row[*k].to_string())
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let ours: BTreeMap<String, &Value> = ours.iter().map(|r| (key_of(r), r)).collect();
+    assert_eq!(
+        ours.len(),
+        golden.len(),
+        "{table}: key {key:?} is not unique in runql's rows"
+    );
+    for expected in &golden {
+        let k = key_of(expected);
+        let row = ours
+            .get(&k)
+            .unwrap_or_else(|| panic!("{table}: ZenML has {k}, runql does not"));
+        for field in fields {
+            let mut got = row[*field].clone();
+            if json_fields.contains(field) {
+                got = json_text(&got);
+            }
+            assert!(
+                same_value(&got, &expected[*field]),
+                "{table} {k} {field}: runql {got}, ZenML {}",
+                expected[*field]
+            );
+        }
+    }
+}
+
+#[test]
+fn pipelines_match_zenml() {
+    assert_table_matches(
+        "pipelines",
+        "SELECT * FROM pipelines",
+        &["pipeline_id"],
+        &[
+            "pipeline_id",
+            "pipeline_name",
+            "created",
+            "run_count",
+            "first_run_start",
+            "pipeline_index",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn runs_match_zenml() {
+    assert_table_matches(
+        "runs",
+        "SELECT *, json_get_str(config, 'name') AS config_name FROM runs",
+        &["run_id"],
+        &[
+            "run_id",
+            "run_name",
+            "pipeline_id",
+            "pipeline_name",
+            "status",
+            "status_reason",
+            "start_time",
+            "end_time",
+            "duration_s",
+            "run_index",
+            "run_rindex",
+            "is_cached",
+            "git_sha",
+            "tags",
+            "parameters",
+            "config_name",
+        ],
+        &["parameters"],
+    );
+}
+
+#[test]
+fn steps_match_zenml() {
+    assert_table_matches(
+        "steps",
+        "SELECT * FROM steps",
+        &["step_id"],
+        &[
+            "step_id",
+            "step_name",
+            "entrypoint",
+            "run_id",
+            "run_name",
+            "pipeline_name",
+            "status",
+            "is_cached",
+            "original_step_id",
+            "start_time",
+            "end_time",
+            "duration_s",
+            "step_index",
+            "step_rindex",
+            "parameters",
+        ],
+        &["parameters"],
+    );
+}
+
+#[test]
+fn outputs_match_zenml() {
+    assert_table_matches(
+        "outputs",
+        "SELECT * FROM outputs",
+        &["step_id", "output_name", "output_id"],
+        &[
+            "output_id",
+            "output_name",
+            "step_id",
+            "step_name",
+            "run_id",
+            "run_name",
+            "pipeline_name",
+            "artifact_name",
+            "artifact_version",
+            "artifact_type",
+            "data_type",
+            "materializer",
+            "uri",
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn inputs_match_zenml() {
+    assert_table_matches(
+        "inputs",
+        "SELECT * FROM inputs",
+        &["step_id", "input_name", "output_id"],
+        &["step_id", "step_name", "run_id", "input_name", "output_id"],
+        &[],
+    );
+}
+
+#[test]
+fn metadata_matches_zenml() {
+    assert_table_matches(
+        "metadata",
+        "SELECT * FROM metadata",
+        &["resource_type", "resource_id", "key"],
+        &["resource_type", "resource_id", "key", "value"],
+        &["value"],
+    );
+}
+
+#[test]
+fn hierarchy_joins_on_ids() {
+    // Every step's run, every output's step and every input's producer exist.
+    let orphans = query_json(
+        "SELECT
+           (SELECT count(*) FROM steps s LEFT JOIN runs r ON r.run_id = s.run_id WHERE r.run_id IS NULL) AS steps_without_run,
+           (SELECT count(*) FROM outputs o LEFT JOIN steps s ON s.step_id = o.step_id WHERE s.step_id IS NULL) AS outputs_without_step,
+           (SELECT count(*) FROM inputs i LEFT JOIN outputs o ON o.output_id = i.output_id WHERE o.output_id IS NULL) AS inputs_without_producer,
+           (SELECT count(*) FROM runs r LEFT JOIN pipelines p ON p.pipeline_id = r.pipeline_id WHERE p.pipeline_id IS NULL) AS runs_without_pipeline",
+    );
+    let row = &orphans[0];
+    for field in [
+        "steps_without_run",
+        "outputs_without_step",
+        "inputs_without_producer",
+        "runs_without_pipeline",
+    ] {
+        assert_eq!(row[field], 0, "{field}");
+    }
+}
+
+#[test]
+fn json_functions_read_parameters() {
+    let rows = query_json(
+        "SELECT run_id, json_get_float(parameters, 'gamma') AS gamma FROM runs WHERE pipeline_name = 'first_pipeline'",
+    );
+    let golden = golden_rows("runs");
+    assert!(!rows.is_empty());
+    for row in rows {
+        let expected = golden
+            .iter()
+            .find(|g| g["run_id"] == row["run_id"])
+            .unwrap();
+        assert!(
+            same_value(&row["gamma"], &expected["parameters"]["gamma"]),
+            "{row}"
+        );
+    }
+}

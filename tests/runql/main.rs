@@ -1,0 +1,10 @@
+//! runql's integration tests, all against real ZenML stores made by real ZenML
+//! (`tests/fixtures/make_store.sh`), compared with golden answers from ZenML's own Client.
+
+mod common;
+
+mod cli;
+mod golden;
+mod pushdown;
+mod queries;
+mod store;

@@ -1,0 +1,174 @@
+//! Projection, filters and LIMIT reach SQLite: EXPLAIN shows what was pushed.
+
+use crate::common::*;
+
+/// `(plan_type, plan)` rows of `EXPLAIN <sql>`.
+fn explain(sql: &str) -> Vec<(String, String)> {
+    query_json(&format!("EXPLAIN {sql}"))
+        .into_iter()
+        .map(|row| {
+            (
+                row["plan_type"].as_str().unwrap().to_string(),
+                row["plan"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn physical_plan(sql: &str) -> String {
+    explain(sql)
+        .into_iter()
+        .find(|(kind, _)| kind == "physical_plan")
+        .expect("EXPLAIN has a physical plan")
+        .1
+}
+
+/// The SQL SQLite runs for `sql`, from EXPLAIN VERBOSE.
+fn scan_sql(sql: &str) -> String {
+    explain(&format!("VERBOSE {sql}"))
+        .into_iter()
+        .find(|(kind, _)| kind == "initial_physical_plan")
+        .expect("EXPLAIN VERBOSE has the initial physical plan")
+        .1
+}
+
+#[test]
+fn equality_filter_and_projection_are_pushed() {
+    let plan = physical_plan("SELECT run_name FROM runs WHERE status = 'failed'");
+    assert!(
+        plan.contains(
+            r#"ZenScanExec: table=runs, columns=[run_name], pushed_filters=["status" = 'failed']"#
+        ),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("FilterExec"),
+        "an exact filter is not applied twice: {plan}"
+    );
+}
+
+#[test]
+fn limit_is_pushed_when_filters_are_exact() {
+    let plan = physical_plan("SELECT run_id FROM runs WHERE run_index >= 1 LIMIT 2");
+    assert!(
+        plan.contains("pushed_filters=[\"run_index\" >= 1], limit=2"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn in_range_like_and_ids_are_pushed() {
+    let plan = physical_plan(
+        "SELECT step_name FROM steps WHERE status IN ('cached', 'failed', 'completed', 'running') AND start_time >= '2020-01-01T00:00:00Z' \
+         AND step_name LIKE 'step%' AND run_id = '4A37D064-F167-4EFA-B898-926992F19E19'",
+    );
+    for pushed in [
+        r#""status" IN ('cached', 'failed', 'completed', 'running')"#,
+        r#""start_time" >= '2020-01-01 00:00:00.000000'"#,
+        r#""step_name" LIKE 'step%' ESCAPE '\'"#,
+        r#""run_id" = '4a37d064f1674efab898926992f19e19'"#,
+    ] {
+        assert!(plan.contains(pushed), "{pushed} not in {plan}");
+    }
+    assert!(!plan.contains("FilterExec"), "{plan}");
+}
+
+#[test]
+fn unsupported_filters_stay_in_datafusion() {
+    let plan = physical_plan(
+        "SELECT run_name FROM runs WHERE lower(run_name) = 'first-custom' AND status = 'completed'",
+    );
+    assert!(plan.contains("FilterExec"), "{plan}");
+    assert!(
+        plan.contains(r#"pushed_filters=["status" = 'completed']"#),
+        "{plan}"
+    );
+    // The function's column is read; the pushed filter's column is not projected.
+    assert!(plan.contains("columns=[run_name]"), "{plan}");
+}
+
+#[test]
+fn inexact_filters_are_pushed_and_rechecked() {
+    let plan = physical_plan("SELECT run_id FROM runs WHERE run_id LIKE '4a37d064-f167%'");
+    assert!(
+        plan.contains(r#"pushed_filters=["run_id" LIKE '4a37d064f167%'"#),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("FilterExec"),
+        "inexact filters are checked again: {plan}"
+    );
+    let rows = query_json("SELECT run_id FROM runs WHERE run_id LIKE '4a37d064-f167%'");
+    let golden: Vec<_> = golden_rows("runs")
+        .into_iter()
+        .filter(|r| r["run_id"].as_str().unwrap().starts_with("4a37d064-f167"))
+        .collect();
+    assert_eq!(rows.len(), golden.len());
+}
+
+#[test]
+fn large_json_is_read_only_when_projected() {
+    let plan = physical_plan("SELECT run_name, status FROM runs");
+    assert!(plan.contains("columns=[run_name, status]"), "{plan}");
+    let sql = scan_sql("SELECT run_name FROM runs");
+    assert!(
+        sql.contains(
+            "SELECT \"run_name\" FROM (SELECT r.name AS \"run_name\" FROM pipeline_run r)"
+        ),
+        "{sql}"
+    );
+    assert!(
+        !sql.contains("pipeline_configuration") && !sql.contains("JOIN"),
+        "nothing else is read: {sql}"
+    );
+}
+
+#[test]
+fn pushed_results_equal_unpushed_results() {
+    // The same question asked with pushable and unpushable filters gives the same rows.
+    for (pushed, kept) in [
+        ("status = 'cached'", "concat(status, '') = 'cached'"),
+        ("duration_s > 0.5", "duration_s + 0 > 0.5"),
+        (
+            "step_name IN ('step_1', 'evaluator')",
+            "concat(step_name, '') IN ('step_1', 'evaluator')",
+        ),
+        (
+            "start_time >= '2000-01-01T00:00:00Z' AND NOT is_cached",
+            "date_part('year', start_time) >= 2000 AND is_cached = concat('f', 'alse')::boolean",
+        ),
+        (
+            "step_name LIKE '%stats%' OR step_rindex = -1",
+            "concat(step_name, '') LIKE '%stats%' OR step_rindex + 0 = -1",
+        ),
+        (
+            "original_step_id IS NOT NULL",
+            "concat(original_step_id, '') <> ''",
+        ),
+    ] {
+        let a = query_json(&format!(
+            "SELECT step_id FROM steps WHERE {pushed} ORDER BY step_id"
+        ));
+        let b = query_json(&format!(
+            "SELECT step_id FROM steps WHERE {kept} ORDER BY step_id"
+        ));
+        assert_eq!(a, b, "{pushed} vs {kept}");
+        assert!(!a.is_empty(), "{pushed} selects rows");
+    }
+}
+
+#[test]
+fn values_are_bound_not_spliced() {
+    // A quote in a value is data, not SQL: nothing matches, nothing breaks.
+    let rows = query_json("SELECT run_id FROM runs WHERE run_name = 'x'' OR 1=1 --'");
+    assert!(rows.is_empty());
+    let sql = scan_sql("SELECT run_id FROM runs WHERE run_name = 'first-custom'");
+    assert!(sql.contains(r#"WHERE ("run_name" = ?)"#), "{sql}");
+    assert!(!sql.contains("first-custom"), "{sql}");
+}
+
+#[test]
+fn count_star_reads_no_columns() {
+    let rows = query_json("SELECT count(*) AS n FROM steps");
+    assert_eq!(rows[0]["n"], golden_rows("steps").len());
+}

@@ -1,0 +1,251 @@
+//! Opening stores: resolution, read-only access, clean errors for everything that is not a
+//! supported ZenML store, and the schema contract in `schemas/`.
+
+use std::sync::Arc;
+
+use crate::common::*;
+
+fn assert_store_error(output: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "{needle:?} not in {stderr}"
+    );
+}
+
+#[test]
+fn queries_never_change_the_store() {
+    let (_dir, path) = fixture_copy();
+    let before = std::fs::read(&path).unwrap();
+    for sql in [
+        "SELECT * FROM runs",
+        "SELECT * FROM steps s JOIN outputs o ON o.step_id = s.step_id",
+        "SELECT * FROM metadata",
+        "CREATE VIEW v AS SELECT 1",
+    ] {
+        stdout_ok(runql().arg("--store").arg(&path).args(["-c", sql]));
+    }
+    let after = std::fs::read(&path).unwrap();
+    assert!(before == after, "the store's bytes changed");
+    assert!(!path.with_extension("db-journal").exists());
+}
+
+#[test]
+fn reads_while_zenml_writes() {
+    let (_dir, path) = fixture_copy();
+    // A writer holds a write transaction (as ZenML does while it records a run).
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer
+        .execute_batch("BEGIN IMMEDIATE; UPDATE pipeline SET description = 'changing' WHERE 1;")
+        .unwrap();
+    let rows = query_json_on(
+        &path,
+        "SELECT count(*) AS n, max(description) AS d FROM pipelines",
+    );
+    assert_eq!(rows[0]["n"], golden_rows("pipelines").len());
+    assert!(rows[0]["d"].is_null(), "uncommitted writes are not seen");
+    writer.execute_batch("COMMIT").unwrap();
+    let rows = query_json_on(&path, "SELECT max(description) AS d FROM pipelines");
+    assert_eq!(
+        rows[0]["d"], "changing",
+        "committed writes are seen by the next query"
+    );
+}
+
+#[test]
+fn store_from_zenml_url_env_and_config() {
+    let url = format!("sqlite:///{}", fixture_store().display());
+    let count = golden_rows("pipelines").len().to_string();
+    let out = runql()
+        .args([
+            "--store",
+            &url,
+            "--format",
+            "csv",
+            "--no-header",
+            "-c",
+            "SELECT count(*) FROM pipelines",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), count);
+
+    let out = runql()
+        .env("RUNQL_STORE", fixture_store())
+        .args([
+            "--format",
+            "csv",
+            "--no-header",
+            "-c",
+            "SELECT count(*) FROM pipelines",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), count);
+
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.yaml"),
+        format!("user_id: x\nstore:\n  url: {url}\n  type: sql\n"),
+    )
+    .unwrap();
+    let out = runql()
+        .env("ZENML_CONFIG_PATH", config.path())
+        .args([
+            "--format",
+            "csv",
+            "--no-header",
+            "-c",
+            "SELECT count(*) FROM pipelines",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        count,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn no_store_says_how_to_point_at_one() {
+    let output = runql().args(["-c", "SELECT 1"]).output().unwrap();
+    assert_store_error(&output, "--store");
+}
+
+#[test]
+fn missing_store() {
+    let output = runql()
+        .args(["--store", "/nonexistent/zenml.db", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_store_error(&output, "not found: /nonexistent/zenml.db");
+}
+
+#[test]
+fn corrupt_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenml.db");
+    std::fs::write(
+        &path,
+        b"this is not a database, just bytes that happen to be here....".repeat(100),
+    )
+    .unwrap();
+    let output = runql()
+        .arg("--store")
+        .arg(&path)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_store_error(&output, "not a SQLite database");
+}
+
+#[test]
+fn sqlite_but_not_zenml() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let output = runql()
+        .arg("--store")
+        .arg(&path)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_store_error(&output, "no alembic_version table");
+}
+
+#[test]
+fn unknown_schema_version() {
+    let (_dir, path) = fixture_copy();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE alembic_version SET version_num = '0.12.0'")
+        .unwrap();
+    let output = runql()
+        .arg("--store")
+        .arg(&path)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_store_error(
+        &output,
+        "ZenML schema version 0.12.0 is not supported (supported: 0.98.0)",
+    );
+}
+
+#[test]
+fn info_names_version_and_mapping() {
+    let out = runql_fixture().arg("--info").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("zenml schema version: {ZENML_VERSION}")),
+        "{text}"
+    );
+    assert!(text.contains("mapping: "), "{text}");
+}
+
+#[test]
+fn live_schemas_match_schemas_dir() {
+    let store = Arc::new(runql::store::ZenStore::open(fixture_store()).unwrap());
+    let ctx = runql::session(store).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for def in runql::tables::TABLES {
+        let provider = runtime.block_on(ctx.table_provider(def.name)).unwrap();
+        let live: Vec<(String, String)> = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect();
+        let contract: Vec<(String, String)> = def
+            .contract_columns()
+            .into_iter()
+            .map(|c| {
+                let kind = runql::tables::Kind::from_name(&c.kind)
+                    .unwrap_or_else(|| panic!("schemas/{}.md: unknown type {}", def.name, c.kind));
+                (c.name, kind.data_type().to_string())
+            })
+            .collect();
+        assert_eq!(
+            live, contract,
+            "schemas/{}.md drifted from the live table",
+            def.name
+        );
+        for c in def.contract_columns() {
+            assert!(
+                !c.meaning.is_empty() && !c.source.is_empty(),
+                "schemas/{}.md: {} needs a meaning and a source",
+                def.name,
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn zenml_internals_are_not_exposed() {
+    let rows = query_json(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'zenml' ORDER BY table_name",
+    );
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["table_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "inputs",
+            "metadata",
+            "outputs",
+            "pipelines",
+            "runs",
+            "steps"
+        ]
+    );
+}
