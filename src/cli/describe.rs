@@ -139,5 +139,5 @@ pub async fn store_info(ctx: &SessionContext, store: &ZenStore) -> Result<Record
         keys.push(table.to_string());
         values.push(count.to_string());
     }
-    text_batch(&[("", keys), ("value", values)])
+    text_batch(&[("property", keys), ("value", values)])
 }

@@ -7,4 +7,5 @@ mod cli;
 mod golden;
 mod pushdown;
 mod queries;
+mod repl;
 mod store;
