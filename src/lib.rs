@@ -1,9 +1,11 @@
 //! runql: SQL over ZenML pipeline run history.
 //!
 //! Data flows one way: `store` (a ZenML SQL store, read-only) → `tables` (DataFusion table
-//! providers over it) → DataFusion, with `functions` registered → `print_format` (results
+//! providers over it) → DataFusion, with `functions` registered (which read step outputs
+//! through `artifacts`) → `print_format` (results
 //! to a terminal or a pipe). `cli` wires these together for the one-shot mode and the REPL.
 
+pub mod artifacts;
 pub mod cli;
 pub mod error;
 pub mod functions;
@@ -17,16 +19,18 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use artifacts::ArtifactRoot;
 use store::ZenStore;
 
-/// A DataFusion session with every runql table of `store` and runql's SQL functions.
-pub fn session(store: Arc<ZenStore>) -> Result<SessionContext> {
+/// A DataFusion session with every runql table of `store` and runql's SQL functions;
+/// artifacts are read where ZenML wrote them, or under `artifact_root` when they moved.
+pub fn session(store: Arc<ZenStore>, artifact_root: ArtifactRoot) -> Result<SessionContext> {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("runql", "zenml");
     // `SELECT * FROM 'export/runs.parquet'` reads files by path, beside the store's tables.
     let mut ctx = SessionContext::new_with_config(config).enable_url_table();
     tables::register(&ctx, &store)?;
-    functions::register(&mut ctx)?;
+    functions::register(&mut ctx, &store, &artifact_root)?;
     Ok(ctx)
 }

@@ -37,6 +37,8 @@ pub static BUILT_IN: &[(&str, &str)] = built_in![
     "config_changes",
     "lineage",
     "latest_outputs",
+    "metric_over_runs",
+    "last_step_output_value",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,7 +75,10 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         println!("mapping: {}", store.mapping().name);
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = crate::session(Arc::clone(&store))?;
+    let ctx = crate::session(
+        Arc::clone(&store),
+        crate::artifacts::ArtifactRoot::new(args.artifact_root.clone()),
+    )?;
     let options = PrintOptions {
         format: args.format,
         header: !args.no_header,

@@ -17,7 +17,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 pub use provider::ZenTable;
-pub use scan::ZenScanExec;
+pub use scan::{ZenScanExec, lookup};
 
 use crate::store::ZenStore;
 

@@ -368,3 +368,41 @@ fn sqlite(e: rusqlite::Error) -> DataFusionError {
 fn external(e: crate::error::StoreError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
+
+/// Reads `columns` of the rows of `def` that `filter` selects, as SQLite values, without
+/// DataFusion: for lookups that happen while a query is planned (a table function's
+/// arguments) or inside a function.
+pub fn lookup(
+    store: &ZenStore,
+    def: &TableDef,
+    columns: &[&str],
+    filter: &Pushed,
+) -> Result<Vec<Vec<Value>>> {
+    let sql = store.mapping().table(def.name).ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "the {} mapping has no table {}",
+            store.mapping().name,
+            def.name
+        ))
+    })?;
+    let projection: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            def.columns
+                .iter()
+                .position(|d| d.name == *c)
+                .ok_or_else(|| DataFusionError::Plan(format!("{} has no column {c}", def.name)))
+        })
+        .collect::<Result<_>>()?;
+    let query = ScanQuery::build(def, sql, &projection, std::slice::from_ref(filter), None);
+    let conn = store.connect().map_err(external)?;
+    let mut stmt = conn.prepare(&query.sql).map_err(sqlite)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(query.params.iter()), |row| {
+            (0..projection.len())
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sqlite)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite)
+}

@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod golden;
+mod outputs;
 mod pushdown;
 mod queries;
 mod repl;

@@ -99,6 +99,8 @@ fn every_query_file_is_tested() {
         "config_changes",
         "lineage",
         "latest_outputs",
+        "metric_over_runs",
+        "last_step_output_value",
     ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries");
     for entry in std::fs::read_dir(dir).unwrap() {

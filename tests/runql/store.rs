@@ -193,7 +193,7 @@ fn info_names_version_and_mapping() {
 #[test]
 fn live_schemas_match_schemas_dir() {
     let store = Arc::new(runql::store::ZenStore::open(fixture_store()).unwrap());
-    let ctx = runql::session(store).unwrap();
+    let ctx = runql::session(store, Default::default()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for def in runql::tables::TABLES {
         let provider = runtime.block_on(ctx.table_provider(def.name)).unwrap();

@@ -1,0 +1,347 @@
+//! Reading step outputs: `read_output` and `output_value` give what ZenML's own
+//! `artifact.load()` gives, for every kind the fixture holds; broken files fail cleanly.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn artifacts_dir() -> PathBuf {
+    fixture_dir().join("artifacts")
+}
+
+fn golden_artifacts() -> Vec<(String, Value)> {
+    golden()["artifacts"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn read_output_on(root: &Path, sql: &str) -> std::process::Output {
+    runql_fixture()
+        .arg("--artifact-root")
+        .arg(root)
+        .args(["--format", "json", "-c", sql])
+        .output()
+        .unwrap()
+}
+
+fn rows_of(output: &std::process::Output) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Value>(&output.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// ZenML's loaded value as the rows runql promises for it.
+fn expected_rows(artifact: &Value) -> Vec<Value> {
+    match artifact["kind"].as_str().unwrap() {
+        "dataframe" => artifact["records"].as_array().unwrap().clone(),
+        "ndarray" => {
+            let values = artifact["values"].as_array().unwrap();
+            match artifact["shape"].as_array().unwrap().len() {
+                1 => values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| serde_json::json!({"index": i, "value": v}))
+                    .collect(),
+                2 => values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| {
+                        let mut obj = serde_json::Map::new();
+                        obj.insert("row".into(), i.into());
+                        for (j, v) in row.as_array().unwrap().iter().enumerate() {
+                            obj.insert(format!("c{j}"), v.clone());
+                        }
+                        Value::Object(obj)
+                    })
+                    .collect(),
+                n => panic!("fixture has a {n}-D array"),
+            }
+        }
+        "builtin" => match &artifact["value"] {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| serde_json::json!({"index": i, "value": v}))
+                .collect(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                .collect(),
+            scalar => vec![serde_json::json!({ "value": scalar })],
+        },
+        other => panic!("no rows for {other}"),
+    }
+}
+
+#[test]
+fn every_readable_output_equals_zenml_load() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for (id, artifact) in golden_artifacts() {
+        let kind = artifact["kind"].as_str().unwrap();
+        if kind == "other" {
+            continue;
+        }
+        let rows = rows_of(&read_output_on(
+            &artifacts_dir(),
+            &format!("SELECT * FROM read_output('{id}')"),
+        ));
+        let expected = expected_rows(&artifact);
+        assert_eq!(rows.len(), expected.len(), "{id} ({kind})");
+        for (got, want) in rows.iter().zip(&expected) {
+            assert!(
+                same_value(got, want),
+                "{id} ({kind}): runql {got}, ZenML {want}"
+            );
+        }
+        kinds.insert(match kind {
+            "ndarray" => format!(
+                "ndarray-{}d-fortran={}",
+                artifact["shape"].as_array().unwrap().len(),
+                artifact["fortran_order"]
+            ),
+            _ => format!(
+                "{kind}-{}",
+                artifact["value"]
+                    .as_object()
+                    .map_or(artifact["value"].is_array().to_string(), |_| "dict".into())
+            ),
+        });
+    }
+    // The fixture covers a DataFrame, 1-D and 2-D arrays (C and Fortran order), and
+    // built-in scalars, lists and dicts.
+    for needed in [
+        "dataframe-false",
+        "ndarray-1d-fortran=false",
+        "ndarray-2d-fortran=false",
+        "ndarray-2d-fortran=true",
+        "builtin-false",
+        "builtin-true",
+        "builtin-dict",
+    ] {
+        assert!(kinds.contains(needed), "fixture lacks {needed}: {kinds:?}");
+    }
+}
+
+#[test]
+fn output_value_is_the_builtin_value() {
+    let builtins: Vec<(String, Value)> = golden_artifacts()
+        .into_iter()
+        .filter(|(_, a)| a["kind"] == "builtin")
+        .collect();
+    let ids: Vec<String> = builtins.iter().map(|(id, _)| format!("'{id}'")).collect();
+    let rows = rows_of(&read_output_on(
+        &artifacts_dir(),
+        &format!(
+            "SELECT output_id, output_value(output_id) AS v FROM (SELECT DISTINCT output_id FROM outputs WHERE output_id IN ({}))",
+            ids.join(", ")
+        ),
+    ));
+    assert_eq!(rows.len(), builtins.len());
+    for row in rows {
+        let (_, artifact) = builtins
+            .iter()
+            .find(|(id, _)| row["output_id"] == id.as_str())
+            .unwrap();
+        assert!(
+            same_value(&json_text(&row["v"]), &artifact["value"]),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn a_metric_across_runs() {
+    let rows = rows_of(
+        &runql_fixture()
+            .arg("--artifact-root")
+            .arg(artifacts_dir())
+            .args([
+                "--format",
+                "json",
+                "query",
+                "metric_over_runs",
+                "--param",
+                "pipeline=first_pipeline",
+                "--param",
+                "step=evaluator",
+                "--param",
+                "output=output",
+            ])
+            .output()
+            .unwrap(),
+    );
+    let outputs = golden_rows("outputs");
+    let artifacts = golden()["artifacts"].clone();
+    let runs: Vec<Value> = golden_rows("runs")
+        .into_iter()
+        .filter(|r| r["pipeline_name"] == "first_pipeline")
+        .collect();
+    assert_eq!(rows.len(), runs.len());
+    for row in rows {
+        let run = runs
+            .iter()
+            .find(|r| r["run_name"] == row["run_name"])
+            .unwrap();
+        let output = outputs
+            .iter()
+            .find(|o| o["run_id"] == run["run_id"] && o["step_name"] == "evaluator")
+            .unwrap();
+        let loaded = &artifacts[output["output_id"].as_str().unwrap()]["value"];
+        assert!(same_value(&row["value"], loaded), "{row}");
+        assert!(
+            same_value(&row["gamma"], &run["parameters"]["gamma"]),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn closing_example_reads_the_last_output() {
+    let rows = rows_of(
+        &runql_fixture()
+            .arg("--artifact-root")
+            .arg(artifacts_dir())
+            .args([
+                "--format",
+                "json",
+                "query",
+                "last_step_output_value",
+                "--param",
+                "pipeline=first_pipeline",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(rows.len(), 1);
+    let artifacts = golden()["artifacts"].clone();
+    let loaded =
+        artifacts.as_object().unwrap().values().find(|a| {
+            a["kind"] == "builtin" && same_value(&a["value"], &json_text(&rows[0]["value"]))
+        });
+    assert!(
+        loaded.is_some(),
+        "{:?} is no artifact ZenML loaded",
+        rows[0]
+    );
+}
+
+fn assert_clean_failure(output: &std::process::Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn pickled_models_are_a_clear_error() {
+    let (id, artifact) = golden_artifacts()
+        .into_iter()
+        .find(|(_, a)| a["kind"] == "other")
+        .unwrap();
+    assert_eq!(artifact["type"], "sklearn.svm._classes.SVC");
+    let output = read_output_on(
+        &artifacts_dir(),
+        &format!("SELECT * FROM read_output('{id}')"),
+    );
+    assert_clean_failure(
+        &output,
+        &[
+            &id,
+            "SklearnMaterializer",
+            "sklearn.svm._classes.SVC",
+            "cannot read",
+        ],
+    );
+}
+
+/// A copy of the artifacts where `damage` breaks the file of one output of `kind`.
+fn damaged(kind: &str, file: &str, damage: impl Fn(&Path)) -> (tempfile::TempDir, String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&artifacts_dir(), dir.path());
+    let (id, _) = golden_artifacts()
+        .into_iter()
+        .find(|(_, a)| a["kind"] == kind)
+        .unwrap();
+    let output = golden_rows("outputs")
+        .into_iter()
+        .find(|o| o["output_id"] == id.as_str())
+        .unwrap();
+    let uri = output["uri"].as_str().unwrap();
+    let relative = uri
+        .split("/local_stores/")
+        .nth(1)
+        .unwrap()
+        .split_once('/')
+        .unwrap()
+        .1;
+    let path = dir.path().join(relative).join(file);
+    damage(&path);
+    (dir, id, path)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn missing_truncated_and_corrupt_files_fail_cleanly() {
+    let (dir, id, path) = damaged("ndarray", "data.npy", |p| std::fs::remove_file(p).unwrap());
+    let out = read_output_on(dir.path(), &format!("SELECT * FROM read_output('{id}')"));
+    assert_clean_failure(&out, &[&id, &path.display().to_string()]);
+
+    let (dir, id, path) = damaged("ndarray", "data.npy", |p| {
+        let bytes = std::fs::read(p).unwrap();
+        std::fs::write(p, &bytes[..bytes.len() - 9]).unwrap();
+    });
+    let out = read_output_on(dir.path(), &format!("SELECT * FROM read_output('{id}')"));
+    assert_clean_failure(&out, &[&id, &path.display().to_string(), "truncated"]);
+
+    let (dir, id, path) = damaged("dataframe", "df.parquet.gzip", |p| {
+        std::fs::write(p, b"not parquet at all").unwrap()
+    });
+    let out = read_output_on(dir.path(), &format!("SELECT * FROM read_output('{id}')"));
+    assert_clean_failure(&out, &[&id, &path.display().to_string()]);
+
+    let (dir, id, _) = damaged("builtin", "data.json", |p| {
+        std::fs::write(p, b"{\"cut off\": ").unwrap()
+    });
+    let out = read_output_on(dir.path(), &format!("SELECT output_value('{id}')"));
+    assert_clean_failure(&out, &[&id, "data.json"]);
+}
+
+#[test]
+fn bad_arguments() {
+    let out = read_output_on(&artifacts_dir(), "SELECT * FROM read_output('nope')");
+    assert_clean_failure(&out, &["not an output id"]);
+    let out = read_output_on(
+        &artifacts_dir(),
+        "SELECT * FROM read_output('00000000-0000-0000-0000-000000000000')",
+    );
+    assert_clean_failure(&out, &["no output 00000000-0000-0000-0000-000000000000"]);
+    let out = read_output_on(&artifacts_dir(), "SELECT * FROM read_output(1, 2)");
+    assert_clean_failure(&out, &["read_output takes one output id"]);
+}
