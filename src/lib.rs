@@ -8,6 +8,7 @@
 pub mod artifacts;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod functions;
 pub mod print_format;
 pub mod reports;
@@ -25,12 +26,24 @@ use store::ZenStore;
 /// A DataFusion session with every runql table of `store` and runql's SQL functions;
 /// artifacts are read where ZenML wrote them, or under `artifact_root` when they moved.
 pub fn session(store: Arc<ZenStore>, artifact_root: ArtifactRoot) -> Result<SessionContext> {
+    let mut ctx = base_context();
+    tables::register(&ctx, &store)?;
+    functions::register(&mut ctx, &store, &artifact_root)?;
+    Ok(ctx)
+}
+
+/// A session over a `runql export` folder: the same tables, read from its Parquet files.
+pub async fn export_session(dir: &std::path::Path) -> Result<(SessionContext, export::Manifest)> {
+    let mut ctx = base_context();
+    functions::register_json(&mut ctx)?;
+    let manifest = export::register_export(&ctx, dir).await?;
+    Ok((ctx, manifest))
+}
+
+fn base_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("runql", "zenml");
     // `SELECT * FROM 'export/runs.parquet'` reads files by path, beside the store's tables.
-    let mut ctx = SessionContext::new_with_config(config).enable_url_table();
-    tables::register(&ctx, &store)?;
-    functions::register(&mut ctx, &store, &artifact_root)?;
-    Ok(ctx)
+    SessionContext::new_with_config(config).enable_url_table()
 }

@@ -84,6 +84,22 @@ pub enum Subcommands {
         #[arg(long)]
         list: bool,
     },
+    /// Write every table as Parquet (zstd), one folder per table; read it back with --store DIR
+    Export {
+        /// The folder to write (created if needed)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Only these tables (comma-separated) [default: all]
+        #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Only runs created at or after this time (e.g. 2026-01-01T00:00:00Z), with their
+        /// steps, outputs, inputs and metadata
+        #[arg(long, value_name = "TIMESTAMP")]
+        since: Option<String>,
+        /// Hive-style partitions
+        #[arg(long, value_enum)]
+        partition_by: Option<crate::export::PartitionBy>,
+    },
 }
 
 /// SQL to run in one-shot mode, in the order given on the command line.

@@ -29,7 +29,7 @@ pub async fn list_tables(ctx: &SessionContext) -> Result<RecordBatch> {
         let mut extra: Vec<String> = schema
             .table_names()
             .into_iter()
-            .filter(|n| table_def(n).is_none())
+            .filter(|n| table_def(n).is_none() && !n.starts_with("__"))
             .collect();
         extra.sort();
         for name in extra {
@@ -108,17 +108,26 @@ pub fn list_reports(dir: Option<&std::path::Path>) -> Result<RecordBatch> {
 }
 
 /// The open store: its path, ZenML schema version, mapping, and row counts.
-pub async fn store_info(ctx: &SessionContext, store: &ZenStore) -> Result<RecordBatch> {
-    let mut keys = vec![
-        "store".to_string(),
-        "zenml schema version".to_string(),
-        "mapping".to_string(),
-    ];
-    let mut values = vec![
-        store.path().display().to_string(),
-        store.version().to_string(),
-        store.mapping().name.to_string(),
-    ];
+pub async fn store_info(
+    ctx: &SessionContext,
+    store: Option<&ZenStore>,
+    path: &std::path::Path,
+) -> Result<RecordBatch> {
+    let mut keys = vec!["store".to_string()];
+    let mut values = vec![path.display().to_string()];
+    match store {
+        Some(store) => {
+            keys.extend(["zenml schema version".to_string(), "mapping".to_string()]);
+            values.extend([
+                store.version().to_string(),
+                store.mapping().name.to_string(),
+            ]);
+        }
+        None => {
+            keys.push("kind".to_string());
+            values.push("runql export (Parquet)".to_string());
+        }
+    }
     for table in ["pipelines", "runs", "steps", "outputs"] {
         let batches = ctx
             .sql(&format!("SELECT count(*) FROM {table}"))
@@ -140,4 +149,24 @@ pub async fn store_info(ctx: &SessionContext, store: &ZenStore) -> Result<Record
         values.push(count.to_string());
     }
     text_batch(&[("property", keys), ("value", values)])
+}
+
+/// One row per exported table: rows, bytes, partition column.
+pub fn export_summary(manifest: &crate::export::Manifest) -> Result<RecordBatch> {
+    let mut tables = Vec::new();
+    let mut rows = Vec::new();
+    let mut bytes = Vec::new();
+    let mut partitions = Vec::new();
+    for t in &manifest.tables {
+        tables.push(t.table.clone());
+        rows.push(t.rows.to_string());
+        bytes.push(t.bytes.to_string());
+        partitions.push(t.partition.clone().unwrap_or_default());
+    }
+    text_batch(&[
+        ("table", tables),
+        ("rows", rows),
+        ("bytes", bytes),
+        ("partitioned_by", partitions),
+    ])
 }

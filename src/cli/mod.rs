@@ -68,24 +68,54 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
-    let store = Arc::new(open_store(&args)?);
-    if args.info {
-        println!("store: {}", store.path().display());
-        println!("zenml schema version: {}", store.version());
-        println!("mapping: {}", store.mapping().name);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let ctx = crate::session(
-        Arc::clone(&store),
-        crate::artifacts::ArtifactRoot::new(args.artifact_root.clone()),
-    )?;
+    let path = store_path(&args)?;
     let options = PrintOptions {
         format: args.format,
         header: !args.no_header,
         max_rows: args.max_rows,
         max_width: None,
     };
+    // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
+    let (ctx, store) = if crate::export::is_export(&path) {
+        let (ctx, manifest) = crate::export_session(&path).await?;
+        if args.info {
+            println!("store: {} (runql export)", path.display());
+            println!(
+                "exported from: {} (zenml schema version {})",
+                manifest.store, manifest.zenml_version
+            );
+            println!("exported at: {}", manifest.exported_at);
+            return Ok(ExitCode::SUCCESS);
+        }
+        (ctx, None)
+    } else {
+        let store = Arc::new(ZenStore::open(path.clone())?);
+        if args.info {
+            println!("store: {}", store.path().display());
+            println!("zenml schema version: {}", store.version());
+            println!("mapping: {}", store.mapping().name);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let root = crate::artifacts::ArtifactRoot::new(args.artifact_root.clone());
+        (crate::session(Arc::clone(&store), root)?, Some(store))
+    };
 
+    if let Some(Subcommands::Export {
+        to,
+        tables,
+        since,
+        partition_by,
+    }) = &args.command
+    {
+        let store = store.context("export reads a ZenML store, not an export folder")?;
+        let export = crate::export::ExportOptions {
+            to: to.clone(),
+            tables: tables.clone(),
+            since: since.clone(),
+            partition_by: *partition_by,
+        };
+        return run_export(&ctx, &store, &export, options).await;
+    }
     if let Some(Subcommands::Query { name, params, list }) = &args.command {
         return run_report(&ctx, &args, name.as_deref(), params, *list, options).await;
     }
@@ -96,7 +126,7 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         } else {
             args.history_file.clone().or_else(default_history)
         };
-        repl::Repl::new(ctx, store, options, history, args.queries_dir.clone())
+        repl::Repl::new(ctx, store, path, options, history, args.queries_dir.clone())
             .run()
             .await?;
         return Ok(ExitCode::SUCCESS);
@@ -200,13 +230,47 @@ async fn run_report(
     }
 }
 
-fn open_store(args: &Args) -> anyhow::Result<ZenStore> {
-    let path = if args.demo {
+fn store_path(args: &Args) -> anyhow::Result<PathBuf> {
+    Ok(if args.demo {
         demo::demo_store_path().context("cannot write the demo store")?
     } else {
         locate::locate(args.store.as_deref())?.path
+    })
+}
+
+/// `runql export`: a line per table on a terminal while it runs, a summary at the end.
+async fn run_export(
+    ctx: &datafusion::prelude::SessionContext,
+    store: &ZenStore,
+    export: &crate::export::ExportOptions,
+    options: PrintOptions,
+) -> anyhow::Result<ExitCode> {
+    let terminal = std::io::stderr().is_terminal();
+    let start = std::time::Instant::now();
+    let mut progress = |table: &str| {
+        if terminal {
+            eprintln!(
+                "[{:>6.1}s] exporting {table}",
+                start.elapsed().as_secs_f64()
+            );
+        }
     };
-    Ok(ZenStore::open(path)?)
+    let manifest = crate::export::export(ctx, store, export, &mut progress)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "export to {} failed: {}",
+                export.to.display(),
+                exec::one_line(&e)
+            )
+        })?;
+    let summary = describe::export_summary(&manifest)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut writer = crate::print_format::ResultWriter::new(&mut out, summary.schema(), options);
+    writer.write(&summary)?;
+    writer.finish()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_history() -> Option<PathBuf> {

@@ -24,7 +24,9 @@ pub const DEFAULT_MAX_ROWS: usize = 40;
 
 pub struct Repl {
     ctx: SessionContext,
-    store: Arc<ZenStore>,
+    /// None for an export folder.
+    store: Option<Arc<ZenStore>>,
+    path: PathBuf,
     options: PrintOptions,
     history: Option<PathBuf>,
     queries_dir: Option<PathBuf>,
@@ -36,7 +38,8 @@ pub struct Repl {
 impl Repl {
     pub fn new(
         ctx: SessionContext,
-        store: Arc<ZenStore>,
+        store: Option<Arc<ZenStore>>,
+        path: PathBuf,
         options: PrintOptions,
         history: Option<PathBuf>,
         queries_dir: Option<PathBuf>,
@@ -44,6 +47,7 @@ impl Repl {
         Self {
             ctx,
             store,
+            path,
             options,
             history,
             queries_dir,
@@ -206,7 +210,9 @@ impl Repl {
             Command::ListTables => describe::list_tables(&self.ctx).await,
             Command::Describe(table) => describe::describe_table(&self.ctx, &table).await,
             Command::Queries => describe::list_reports(self.queries_dir.as_deref()),
-            Command::Store => describe::store_info(&self.ctx, &self.store).await,
+            Command::Store => {
+                describe::store_info(&self.ctx, self.store.as_deref(), &self.path).await
+            }
         };
         match batch {
             Ok(batch) => self.print_batch(&batch, width),

@@ -17,7 +17,12 @@ pub fn register(
     store: &Arc<ZenStore>,
     root: &ArtifactRoot,
 ) -> Result<()> {
-    datafusion_functions_json::register_all(ctx)?;
+    register_json(ctx)?;
     outputs::register(ctx, store, root);
     Ok(())
+}
+
+/// Only the JSON functions: for sessions without a store (an export folder).
+pub fn register_json(ctx: &mut SessionContext) -> Result<()> {
+    datafusion_functions_json::register_all(ctx)
 }

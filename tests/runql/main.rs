@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod export;
 mod golden;
 mod outputs;
 mod pushdown;
