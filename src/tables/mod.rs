@@ -276,6 +276,17 @@ pub static TABLES: &[TableDef] = &[
     },
 ];
 
+/// Where `def` lives in `store`'s ZenML schema.
+fn table_sql(store: &ZenStore, def: &TableDef) -> Result<&'static crate::store::schema::TableSql> {
+    store.mapping().table(def.name).ok_or_else(|| {
+        datafusion::error::DataFusionError::Plan(format!(
+            "the {} mapping has no table {}",
+            store.mapping().name,
+            def.name
+        ))
+    })
+}
+
 pub fn table_def(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|t| t.name == name)
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -26,13 +26,7 @@ pub struct ZenTable {
 
 impl ZenTable {
     pub fn try_new(store: Arc<ZenStore>, def: &'static TableDef) -> Result<Self> {
-        let sql = store.mapping().table(def.name).ok_or_else(|| {
-            DataFusionError::Plan(format!(
-                "the {} mapping has no table {}",
-                store.mapping().name,
-                def.name
-            ))
-        })?;
+        let sql = super::table_sql(&store, def)?;
         Ok(Self {
             store,
             def,

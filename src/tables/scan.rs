@@ -378,13 +378,7 @@ pub fn lookup(
     columns: &[&str],
     filter: &Pushed,
 ) -> Result<Vec<Vec<Value>>> {
-    let sql = store.mapping().table(def.name).ok_or_else(|| {
-        DataFusionError::Plan(format!(
-            "the {} mapping has no table {}",
-            store.mapping().name,
-            def.name
-        ))
-    })?;
+    let sql = super::table_sql(store, def)?;
     let projection: Vec<usize> = columns
         .iter()
         .map(|c| {

@@ -5,6 +5,16 @@ use std::sync::Arc;
 
 use crate::common::*;
 
+/// `runql --store PATH -c "SELECT 1"`.
+fn select_one_on(path: &std::path::Path) -> std::process::Output {
+    runql()
+        .arg("--store")
+        .arg(path)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap()
+}
+
 fn assert_store_error(output: &std::process::Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -134,12 +144,7 @@ fn corrupt_store() {
         b"this is not a database, just bytes that happen to be here....".repeat(100),
     )
     .unwrap();
-    let output = runql()
-        .arg("--store")
-        .arg(&path)
-        .args(["-c", "SELECT 1"])
-        .output()
-        .unwrap();
+    let output = select_one_on(&path);
     assert_store_error(&output, "not a SQLite database");
 }
 
@@ -151,12 +156,7 @@ fn sqlite_but_not_zenml() {
         .unwrap()
         .execute_batch("CREATE TABLE t (x)")
         .unwrap();
-    let output = runql()
-        .arg("--store")
-        .arg(&path)
-        .args(["-c", "SELECT 1"])
-        .output()
-        .unwrap();
+    let output = select_one_on(&path);
     assert_store_error(&output, "no alembic_version table");
 }
 
@@ -167,12 +167,7 @@ fn unknown_schema_version() {
         .unwrap()
         .execute_batch("UPDATE alembic_version SET version_num = '0.12.0'")
         .unwrap();
-    let output = runql()
-        .arg("--store")
-        .arg(&path)
-        .args(["-c", "SELECT 1"])
-        .output()
-        .unwrap();
+    let output = select_one_on(&path);
     assert_store_error(
         &output,
         "ZenML schema version 0.12.0 is not supported (supported: 0.98.0)",
