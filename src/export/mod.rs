@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::store::ZenStore;
 use crate::tables::{TABLES, table_def};
 
+/// Rows per Parquet row group: what the writer holds in memory at most, per table.
+const ROW_GROUP_ROWS: usize = 16 * 1024;
+
 /// The file in an export folder that says what it holds.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -109,42 +112,130 @@ fn changed_runs(since: Option<&str>, previous: Option<&Manifest>) -> String {
         conditions.push(changed);
     }
     if conditions.is_empty() {
-        conditions.push("true".to_string());
+        return ALL_RUNS.to_string();
     }
     format!("SELECT run_id FROM runs WHERE {}", conditions.join(" AND "))
 }
 
-/// The rows of `table` to write: fresh rows of the changed runs from the store, plus the
-/// previous export's rows of runs that did not change and still exist. Each row belongs to
-/// one run, so no row is written twice.
-fn table_query(table: &str, changed: &str, previous: bool) -> String {
-    let fresh_ids = |column: &str| -> String {
-        match table {
-            "metadata" => format!(
-                "{column} IN (SELECT run_id FROM ({changed}) UNION ALL SELECT step_id FROM steps WHERE run_id IN ({changed}) \
-                 UNION ALL SELECT output_id FROM outputs WHERE run_id IN ({changed}))"
-            ),
-            _ => format!("{column} IN ({changed})"),
-        }
-    };
-    let key = match table {
-        "pipelines" => return "SELECT * FROM pipelines".to_string(),
-        "metadata" => "resource_id",
-        _ => "run_id",
-    };
-    let fresh = format!("SELECT * FROM {table} WHERE {}", fresh_ids(key));
-    if !previous {
-        return fresh;
+/// `changed_runs` when every run is to be read: then no table needs filtering on it (a
+/// semi-join on every run would hold a whole table in a hash table).
+const ALL_RUNS: &str = "SELECT run_id FROM runs";
+
+/// What an export reads: every run, or the listed runs (changed since the previous export,
+/// or gone from the store) and the ids of everything attached to them.
+///
+/// The lists are computed once, up front, and spelled out in each table's query: a filter
+/// on a literal list reaches SQLite (or streams through DataFusion), where a semi-join
+/// against a subquery would hold a whole table in a hash table.
+enum Selection {
+    All,
+    Listed {
+        runs: Vec<String>,
+        resources: Vec<String>,
+    },
+}
+
+fn id_list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn in_list(column: &str, ids: &[String]) -> String {
+    if ids.is_empty() {
+        "false".to_string()
+    } else {
+        format!("{column} IN ({})", id_list(ids))
     }
-    // Keep the previous export's rows of unchanged runs that the store still has.
-    let live = match table {
-        "metadata" => "resource_id IN (SELECT run_id FROM runs UNION ALL SELECT step_id FROM steps UNION ALL SELECT output_id FROM outputs)".to_string(),
-        _ => "run_id IN (SELECT run_id FROM runs)".to_string(),
+}
+
+/// The rows of `table` to write: fresh rows of the listed runs from the store, plus the
+/// previous export's rows of the runs not listed. Each row belongs to one run, so no row is
+/// written twice, and a run the store no longer has (listed, but not in the store) is gone.
+fn table_query(table: &str, selection: &Selection, previous: bool) -> String {
+    let (runs, resources) = match selection {
+        Selection::All => return format!("SELECT * FROM {table}"),
+        Selection::Listed { runs, resources } => (runs, resources),
     };
-    format!(
-        "{fresh} UNION ALL SELECT * FROM __prev_{table} WHERE NOT ({}) AND {live}",
-        fresh_ids(key)
-    )
+    let listed = match table {
+        "pipelines" => return "SELECT * FROM pipelines".to_string(),
+        "metadata" => in_list("resource_id", resources),
+        _ => in_list("run_id", runs),
+    };
+    let fresh = format!("SELECT * FROM {table} WHERE {listed}");
+    if previous {
+        format!("{fresh} UNION ALL SELECT * FROM __prev_{table} WHERE NOT ({listed})")
+    } else {
+        fresh
+    }
+}
+
+async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+        let column = column
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("cast to Utf8");
+        out.extend(column.iter().flatten().map(str::to_string));
+    }
+    Ok(out)
+}
+
+/// Lists the runs `changed` selects, the previous export's runs the store lost, and the
+/// steps and outputs of both.
+async fn select(ctx: &SessionContext, changed: &str, previous: &[String]) -> Result<Selection> {
+    if changed == ALL_RUNS && previous.is_empty() {
+        return Ok(Selection::All);
+    }
+    let has = |t: &str| previous.iter().any(|p| p == t);
+    let mut runs = strings(ctx, changed).await?;
+    if has("runs") {
+        runs.extend(
+            strings(
+                ctx,
+                "SELECT run_id FROM __prev_runs EXCEPT SELECT run_id FROM runs",
+            )
+            .await?,
+        );
+    }
+    runs.sort();
+    runs.dedup();
+    let mut resources = runs.clone();
+    if !runs.is_empty() {
+        let list = id_list(&runs);
+        resources.extend(
+            strings(
+                ctx,
+                &format!("SELECT step_id FROM steps WHERE run_id IN ({list})"),
+            )
+            .await?,
+        );
+        resources.extend(
+            strings(
+                ctx,
+                &format!("SELECT output_id FROM outputs WHERE run_id IN ({list})"),
+            )
+            .await?,
+        );
+        for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
+            if has(table) {
+                resources.extend(
+                    strings(
+                        ctx,
+                        &format!("SELECT {id} FROM __prev_{table} WHERE run_id IN ({list})"),
+                    )
+                    .await?,
+                );
+            }
+        }
+    }
+    resources.sort();
+    resources.dedup();
+    Ok(Selection::Listed { runs, resources })
 }
 
 /// Writes the export; `progress` hears of each table as it starts.
@@ -206,11 +297,12 @@ pub async fn export(
         .to
         .join(format!(".runql-staging-{}", std::process::id()));
     std::fs::create_dir_all(&staging)?;
+    let selection = select(ctx, &changed, &previous_tables).await?;
     let result = write_tables(
         ctx,
         &tables,
         options,
-        &changed,
+        &selection,
         &previous_tables,
         &staging,
         progress,
@@ -256,7 +348,7 @@ async fn write_tables(
     ctx: &SessionContext,
     tables: &[&str],
     options: &ExportOptions,
-    changed: &str,
+    selection: &Selection,
     previous_tables: &[String],
     staging: &Path,
     progress: &mut dyn FnMut(&str),
@@ -274,12 +366,17 @@ async fn write_tables(
             }
             partition_by.push(name.to_string());
         }
-        let rows = table_query(table, changed, previous_tables.iter().any(|t| t == table));
+        let rows = table_query(table, selection, previous_tables.iter().any(|t| t == table));
         let df = ctx
             .sql(&format!("SELECT {select} FROM ({rows}) AS t"))
             .await?;
         let mut parquet = TableParquetOptions::default();
         parquet.global.compression = Some("zstd(3)".to_string());
+        // The writer holds a row group in memory until it is full; steps carry kilobytes of
+        // configuration each, so a default-size row group of them is gigabytes. Small row
+        // groups, written one at a time, keep an export's memory bounded.
+        parquet.global.max_row_group_size = ROW_GROUP_ROWS;
+        parquet.global.allow_single_file_parallelism = false;
         parquet.key_value_metadata.insert(
             "runql.table".into(),
             Some(format!("{table}: {}", def.summary())),

@@ -25,6 +25,9 @@ use rusqlite::types::Value;
 
 use super::{Kind, TableDef};
 
+/// The longest IN list sent to SQLite.
+const MAX_PUSHED_LIST: usize = 4096;
+
 /// A filter rewritten for SQLite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pushed {
@@ -127,7 +130,9 @@ pub fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
             negated,
         }) => {
             let (name, kind) = column(table, expr)?;
-            if !kind.comparable() {
+            // SQLite binds at most 32766 parameters a statement; long lists stay in DataFusion,
+            // which checks them against a hash set as rows stream by.
+            if !kind.comparable() || list.len() > MAX_PUSHED_LIST {
                 return None;
             }
             let mut params = Vec::with_capacity(list.len());
