@@ -103,3 +103,35 @@ fn history_is_shared_across_sessions() {
         &history,
     );
 }
+
+#[test]
+fn results_to_a_file_and_statements_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let script = dir.path().join("script.sql");
+    std::fs::write(&script, "SELECT 'from the script' AS s;\n").unwrap();
+    session(
+        json!([
+            {"expect": "runql> "},
+            {"send": "\\format csv\r"},
+            {"expect": "format: csv"},
+            {"expect": "runql> "},
+            {"send": format!("\\o {}\r", out.display())},
+            {"expect": "results to "},
+            {"expect": "runql> "},
+            {"send": "SELECT count(*) AS n FROM runs;\r"},
+            {"expect": "1 row"},
+            {"expect": "runql> "},
+            {"send": "\\o\r"},
+            {"expect": "results to the terminal again"},
+            {"expect": "runql> "},
+            {"send": format!("\\i {}\r", script.display())},
+            {"expect": "from the script"},
+            {"expect": "runql> "},
+            {"send": "\\q\r"}
+        ]),
+        &dir.path().join("history"),
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written, format!("n\n{}\n", golden_rows("runs").len()));
+}
