@@ -92,10 +92,39 @@ def timed(cmd):
     return elapsed, usage.ru_maxrss
 
 
+def zenml_client(args, runql, store, cache):
+    """ZenML's Client on `runs[-1]` outputs and the failure rate, against runql on the same."""
+    import shutil
+
+    config = cache / f"zenml-config-{args.runs}"
+    db = config / "local_stores/default_zen_store/zenml.db"
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store, db)  # a copy: the Client may write to its store
+    env = dict(os.environ, ZENML_CONFIG_PATH=str(config), ZENML_ANALYTICS_OPT_IN="false", ZENML_LOGGING_VERBOSITY="ERROR")
+    out = subprocess.run([args.zenml_python, str(ROOT / "bench/zenml_client.py"), "3"], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"ZenML client failed: {out.stderr[-500:]}")
+        return
+    latest = float(out.stdout.splitlines()[0].split()[-1])
+    _, secs, read, pages = out.stdout.splitlines()[1].rsplit(" ", 3)
+    estimate = float(secs) / int(read) * int(pages)
+    ours_latest = statistics.median(timed([runql, "--store", str(store), "--format", "csv", "-c", QUESTIONS[3][1]])[0] for _ in range(3))
+    ours_rate = statistics.median(timed([runql, "--store", str(store), "--format", "csv", "-c", QUESTIONS[0][1]])[0] for _ in range(3))
+    print(f"ZenML Client, runs[-1] outputs: {latest * 1000:.0f} ms (runql {ours_latest * 1000:.0f} ms, {latest / ours_latest:.1f}x)")
+    print(f"ZenML Client, failure rate: {float(secs):.1f} s for {read} of {pages} pages of 1000 runs, "
+          f"about {estimate:.0f} s for all (runql {ours_rate * 1000:.0f} ms, {estimate / ours_rate:.0f}x)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument(
+        "--zenml-python",
+        default=os.environ.get("RUNQL_ZENML_PYTHON"),
+        help="a python with ZenML installed: also time ZenML's Client on two questions",
+    )
     args = parser.parse_args()
     runql = runql_binary()
     cache = Path.home() / ".cache/runql/bench"
@@ -120,6 +149,8 @@ def main():
         print(f"{name:<42} {ma * 1000:>9.1f} {mb * 1000:>10.1f} {ma / mb:>6.2f} {max(rss) / 1024:>12.1f}")
     cold = [timed([runql, "--demo", "-c", "SELECT 1"])[0] for _ in range(max(args.reps, 5))]
     print(f"cold start, runql --demo -c 'SELECT 1': {statistics.median(cold) * 1000:.1f} ms")
+    if args.zenml_python:
+        zenml_client(args, runql, store, cache)
     full = [timed([runql, "--store", str(store), "--format", "csv", "-c", "SELECT * FROM steps"]) for _ in range(1)]
     print(f"full scan of steps (csv to /dev/null): {full[0][0] * 1000:.0f} ms, peak RSS {full[0][1] / 1024:.1f} MB")
     print(f"peak RSS over all questions: {peak / 1024:.1f} MB")
