@@ -18,8 +18,24 @@ pub fn fixture_store() -> PathBuf {
 
 /// The golden answers ZenML's Client gave for the fixture store.
 pub fn golden() -> Value {
-    let text = std::fs::read_to_string(fixture_dir().join("golden.json")).expect("golden.json");
+    golden_of(&fixture_dir())
+}
+
+pub fn golden_of(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden.json");
     serde_json::from_str(&text).expect("golden.json is JSON")
+}
+
+/// Every fixture store, one per ZenML release (`tests/fixtures/zenml-<version>/`).
+pub fn all_fixture_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .expect("tests/fixtures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("golden.json").is_file() && p.join("zenml.db").is_file())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 pub fn golden_rows(table: &str) -> Vec<Value> {

@@ -1,4 +1,5 @@
-//! Every table equals ZenML's own Client answers for the fixture store.
+//! Every table equals ZenML's own Client answers, on the fixture store of every ZenML release
+//! in `tests/fixtures/`.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +16,30 @@ fn assert_table_matches(
     fields: &[&str],
     json_fields: &[&str],
 ) {
-    let golden = golden_rows(table);
-    let ours = query_json(sql);
+    let dirs = all_fixture_dirs();
+    assert!(
+        dirs.len() >= 2,
+        "fixtures of several ZenML releases: {dirs:?}"
+    );
+    for dir in dirs {
+        let golden = golden_of(&dir)["tables"][table]
+            .as_array()
+            .expect("golden table")
+            .clone();
+        let ours = query_json_on(&dir.join("zenml.db"), sql);
+        let name = format!("{} {table}", dir.file_name().unwrap().to_string_lossy());
+        assert_rows_match(&name, &golden, &ours, key, fields, json_fields);
+    }
+}
+
+fn assert_rows_match(
+    table: &str,
+    golden: &[Value],
+    ours: &[Value],
+    key: &[&str],
+    fields: &[&str],
+    json_fields: &[&str],
+) {
     assert!(!golden.is_empty(), "golden {table} is empty");
     assert_eq!(
         ours.len(),
@@ -35,7 +58,7 @@ fn assert_table_matches(
         golden.len(),
         "{table}: key {key:?} is not unique in runql's rows"
     );
-    for expected in &golden {
+    for expected in golden {
         let k = key_of(expected);
         let row = ours
             .get(&k)

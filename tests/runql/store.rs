@@ -170,7 +170,10 @@ fn unknown_schema_version() {
     let output = select_one_on(&path);
     assert_store_error(
         &output,
-        "ZenML schema version 0.12.0 is not supported (supported: 0.98.0)",
+        &format!(
+            "ZenML schema version 0.12.0 is not supported (supported: {})",
+            runql::store::schema::supported_versions().join(", ")
+        ),
     );
 }
 

@@ -4,6 +4,39 @@
 //! its columns need, and the SQLite expression of each column. The table providers only
 //! ever see this description, so supporting another ZenML era means adding a file here.
 
+// Shared by every era's SQL (defined before the era modules, which use them).
+/// Seconds between two SQLAlchemy datetime texts, exact to the microsecond (as Python's
+/// `timedelta.total_seconds()`): whole seconds from `unixepoch`, microseconds from the text.
+macro_rules! duration_s {
+    ($start:literal, $end:literal) => {
+        concat!(
+            "((unixepoch(",
+            $end,
+            ") - unixepoch(",
+            $start,
+            ")) * 1000000 + (CAST(substr(",
+            $end,
+            ", 21, 6) AS INTEGER) - CAST(substr(",
+            $start,
+            ", 21, 6) AS INTEGER))) / 1000000.0"
+        )
+    };
+}
+
+/// A `Source` JSON object as ZenML's `Source.import_path`: `module.attribute`.
+macro_rules! import_path {
+    ($json:literal) => {
+        concat!(
+            "(json_extract(",
+            $json,
+            ", '$.module') || COALESCE('.' || json_extract(",
+            $json,
+            ", '$.attribute'), ''))"
+        )
+    };
+}
+
+mod v0_85;
 mod v0_98;
 
 use crate::error::{StoreError, StoreResult};
@@ -97,7 +130,7 @@ pub(crate) const fn window(
 }
 
 /// Every mapping runql knows, oldest era first.
-pub static MAPPINGS: &[&SchemaMapping] = &[&v0_98::MAPPING];
+pub static MAPPINGS: &[&SchemaMapping] = &[&v0_85::MAPPING, &v0_98::MAPPING];
 
 /// The mapping for a store whose `alembic_version` is `version`.
 pub fn mapping_for(version: &str) -> StoreResult<&'static SchemaMapping> {

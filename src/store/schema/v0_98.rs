@@ -11,37 +11,6 @@
 
 use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 
-/// Seconds between two SQLAlchemy datetime texts, exact to the microsecond (as Python's
-/// `timedelta.total_seconds()`): whole seconds from `unixepoch`, microseconds from the text.
-macro_rules! duration_s {
-    ($start:literal, $end:literal) => {
-        concat!(
-            "((unixepoch(",
-            $end,
-            ") - unixepoch(",
-            $start,
-            ")) * 1000000 + (CAST(substr(",
-            $end,
-            ", 21, 6) AS INTEGER) - CAST(substr(",
-            $start,
-            ", 21, 6) AS INTEGER))) / 1000000.0"
-        )
-    };
-}
-
-/// A `Source` JSON object as ZenML's `Source.import_path`: `module.attribute`.
-macro_rules! import_path {
-    ($json:literal) => {
-        concat!(
-            "(json_extract(",
-            $json,
-            ", '$.module') || COALESCE('.' || json_extract(",
-            $json,
-            ", '$.attribute'), ''))"
-        )
-    };
-}
-
 const STEP_CONFIG: &str = "COALESCE(scd.config, scs.config, s.step_configuration)";
 
 const FIRST_RUN_START: &str =
@@ -53,7 +22,7 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
-const PIPELINES: TableSql = TableSql {
+pub(super) const PIPELINES: TableSql = TableSql {
     table: "pipelines",
     from: "pipeline p",
     joins: &[],
@@ -218,7 +187,7 @@ const STEPS: TableSql = TableSql {
     ],
 };
 
-const OUTPUTS: TableSql = TableSql {
+pub(super) const OUTPUTS: TableSql = TableSql {
     table: "outputs",
     from: "step_run_output_artifact o",
     joins: &[
@@ -268,7 +237,7 @@ const OUTPUTS: TableSql = TableSql {
     ],
 };
 
-const INPUTS: TableSql = TableSql {
+pub(super) const INPUTS: TableSql = TableSql {
     table: "inputs",
     from: "step_run_input_artifact i",
     joins: &[JoinSql {
@@ -287,7 +256,7 @@ const INPUTS: TableSql = TableSql {
     ],
 };
 
-const METADATA: TableSql = TableSql {
+pub(super) const METADATA: TableSql = TableSql {
     table: "metadata",
     from: "run_metadata_resource mr JOIN run_metadata m ON m.id = mr.run_metadata_id",
     joins: &[],
