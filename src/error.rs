@@ -15,10 +15,14 @@ pub enum StoreError {
     #[error("{path} is not a ZenML store: {reason}")]
     NotZenml { path: PathBuf, reason: String },
     #[error(
-        "ZenML schema version {found} is not supported (supported: {supported}); \
-         runql reads stores written by these ZenML releases"
+        "ZenML schema version {found} is not supported: runql reads stores of ZenML {oldest} and later \
+         (verified: {supported})"
     )]
-    UnsupportedVersion { found: String, supported: String },
+    UnsupportedVersion {
+        found: String,
+        oldest: String,
+        supported: String,
+    },
     #[error("cannot read ZenML config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error("unsupported store URL {0}: runql reads ZenML's SQLite stores (sqlite:///...)")]

@@ -90,6 +90,14 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         (ctx, None)
     } else {
         let store = Arc::new(ZenStore::open(path.clone())?);
+        if store.fit() == crate::store::schema::Fit::Untested {
+            eprintln!(
+                "warning: ZenML schema version {} is untested; reading it as the {} (verified: {})",
+                store.version(),
+                store.mapping().name,
+                crate::store::schema::supported_versions().join(", ")
+            );
+        }
         if args.info {
             println!("store: {}", store.path().display());
             println!("zenml schema version: {}", store.version());

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{StoreError, StoreResult};
-use schema::SchemaMapping;
+use schema::{Fit, SchemaMapping};
 
 /// An open ZenML store: its file, the ZenML schema version found in it, and the mapping
 /// from runql's tables to that version's SQL.
@@ -22,6 +22,7 @@ pub struct ZenStore {
     path: PathBuf,
     version: String,
     mapping: &'static SchemaMapping,
+    fit: Fit,
 }
 
 impl ZenStore {
@@ -33,11 +34,12 @@ impl ZenStore {
         }
         let conn = open_read_only(&path)?;
         let version = read_version(&conn, &path)?;
-        let mapping = schema::mapping_for(&version)?;
+        let (mapping, fit) = schema::mapping_for(&version)?;
         Ok(Self {
             path,
             version,
             mapping,
+            fit,
         })
     }
 
@@ -49,6 +51,11 @@ impl ZenStore {
     /// ZenML's schema version, as recorded in `alembic_version`.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// Whether runql was verified against this store's ZenML release.
+    pub fn fit(&self) -> Fit {
+        self.fit
     }
 
     /// How runql's tables map onto this store's schema.

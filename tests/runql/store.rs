@@ -162,18 +162,62 @@ fn sqlite_but_not_zenml() {
 
 #[test]
 fn unknown_schema_version() {
+    for (version, needle) in [
+        (
+            "0.12.0",
+            "ZenML schema version 0.12.0 is not supported: runql reads stores of ZenML 0.80.0 and later",
+        ),
+        (
+            "f3b3964e3a0f",
+            "ZenML schema version f3b3964e3a0f is not supported",
+        ),
+    ] {
+        let (_dir, path) = fixture_copy();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(
+                &format!("UPDATE alembic_version SET version_num = '{version}'"),
+                [],
+            )
+            .unwrap();
+        let output = select_one_on(&path);
+        assert_store_error(&output, needle);
+        assert!(
+            String::from_utf8_lossy(&output.stderr)
+                .contains(&runql::store::schema::supported_versions().join(", "))
+        );
+    }
+}
+
+#[test]
+fn newer_store_is_read_with_a_warning() {
     let (_dir, path) = fixture_copy();
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch("UPDATE alembic_version SET version_num = '0.12.0'")
+        .execute("UPDATE alembic_version SET version_num = '0.99.0'", [])
         .unwrap();
-    let output = select_one_on(&path);
-    assert_store_error(
-        &output,
-        &format!(
-            "ZenML schema version 0.12.0 is not supported (supported: {})",
-            runql::store::schema::supported_versions().join(", ")
-        ),
+    let output = runql()
+        .arg("--store")
+        .arg(&path)
+        .args([
+            "--format",
+            "csv",
+            "--no-header",
+            "-c",
+            "SELECT count(*) FROM runs",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("warning: ZenML schema version 0.99.0 is untested"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        golden_rows("runs").len().to_string()
     );
 }
 

@@ -46,8 +46,12 @@ use crate::error::{StoreError, StoreResult};
 pub struct SchemaMapping {
     /// A short name for `--info`, e.g. `pipeline_snapshot era (0.90+)`.
     pub name: &'static str,
-    /// The `alembic_version` values this mapping was verified against.
+    /// The `alembic_version` values this mapping was verified against (a fixture store of
+    /// each, compared with that release's own client).
     pub versions: &'static [&'static str],
+    /// The first ZenML release of this era: stores from here up to the next era's first
+    /// release are read with this mapping.
+    pub since: (u32, u32, u32),
     pub tables: &'static [TableSql],
 }
 
@@ -132,16 +136,53 @@ pub(crate) const fn window(
 /// Every mapping runql knows, oldest era first.
 pub static MAPPINGS: &[&SchemaMapping] = &[&v0_85::MAPPING, &v0_98::MAPPING];
 
-/// The mapping for a store whose `alembic_version` is `version`.
-pub fn mapping_for(version: &str) -> StoreResult<&'static SchemaMapping> {
-    MAPPINGS
+/// How well a mapping is known to fit a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// A release runql was verified against.
+    Verified,
+    /// A release inside a known era, or newer than any: read with that era's mapping.
+    Untested,
+}
+
+/// The mapping for a store whose `alembic_version` is `version`: the era it falls in (the
+/// newest era for releases newer than any runql knows). Older than the oldest era, or not a
+/// release number at all, is an error naming what was found.
+pub fn mapping_for(version: &str) -> StoreResult<(&'static SchemaMapping, Fit)> {
+    if let Some(m) = MAPPINGS
         .iter()
         .copied()
         .find(|m| m.versions.contains(&version))
-        .ok_or_else(|| StoreError::UnsupportedVersion {
+    {
+        return Ok((m, Fit::Verified));
+    }
+    let unsupported = || {
+        let (major, minor, patch) = MAPPINGS.iter().map(|m| m.since).min().unwrap_or_default();
+        StoreError::UnsupportedVersion {
             found: version.to_string(),
+            oldest: format!("{major}.{minor}.{patch}"),
             supported: supported_versions().join(", "),
-        })
+        }
+    };
+    let release = parse_release(version).ok_or_else(unsupported)?;
+    MAPPINGS
+        .iter()
+        .copied()
+        .filter(|m| m.since <= release)
+        .max_by_key(|m| m.since)
+        .map(|m| (m, Fit::Untested))
+        .ok_or_else(unsupported)
+}
+
+/// `0.85.0` → (0, 85, 0); alembic revisions that are not release numbers → None.
+fn parse_release(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let release = (
+        parts.next()??,
+        parts.next()??,
+        parts.next().unwrap_or(Some(0))?,
+    );
+    parts.next().is_none().then_some(release)
 }
 
 pub fn supported_versions() -> Vec<&'static str> {
@@ -149,4 +190,26 @@ pub fn supported_versions() -> Vec<&'static str> {
         .iter()
         .flat_map(|m| m.versions.iter().copied())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eras_by_release() {
+        assert_eq!(mapping_for("0.98.0").unwrap().1, Fit::Verified);
+        let (m, fit) = mapping_for("0.93.1").unwrap();
+        assert_eq!((m.since, fit), ((0, 90, 0), Fit::Untested));
+        let (m, fit) = mapping_for("0.83.1").unwrap();
+        assert_eq!((m.since, fit), ((0, 80, 0), Fit::Untested));
+        let (m, fit) = mapping_for("1.2.0").unwrap();
+        assert_eq!(
+            (m.since, fit),
+            ((0, 90, 0), Fit::Untested),
+            "newer than any: the newest era"
+        );
+        assert!(mapping_for("0.12.0").is_err());
+        assert!(mapping_for("a1b2c3d4e5f6").is_err());
+    }
 }

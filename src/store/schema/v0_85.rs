@@ -12,6 +12,7 @@ use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era (ZenML before 0.90)",
+    since: (0, 80, 0),
     versions: &["0.85.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };

@@ -18,6 +18,7 @@ const FIRST_RUN_START: &str =
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_snapshot era (ZenML 0.90+)",
+    since: (0, 90, 0),
     versions: &["0.98.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
