@@ -102,6 +102,11 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             println!("store: {}", store.path().display());
             println!("zenml schema version: {}", store.version());
             println!("mapping: {}", store.mapping().name);
+            let fit = match store.fit() {
+                crate::store::schema::Fit::Verified => "verified",
+                crate::store::schema::Fit::Untested => "untested",
+            };
+            println!("this release: {fit}");
             return Ok(ExitCode::SUCCESS);
         }
         let root = crate::artifacts::ArtifactRoot::new(args.artifact_root.clone());
