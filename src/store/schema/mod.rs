@@ -37,6 +37,7 @@ macro_rules! import_path {
 }
 
 mod v0_85;
+mod v0_90;
 mod v0_98;
 
 use crate::error::{StoreError, StoreResult};
@@ -134,7 +135,7 @@ pub(crate) const fn window(
 }
 
 /// Every mapping runql knows, oldest era first.
-pub static MAPPINGS: &[&SchemaMapping] = &[&v0_85::MAPPING, &v0_98::MAPPING];
+pub static MAPPINGS: &[&SchemaMapping] = &[&v0_85::MAPPING, &v0_90::MAPPING, &v0_98::MAPPING];
 
 /// How well a mapping is known to fit a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,12 +202,13 @@ mod tests {
         assert_eq!(mapping_for("0.98.0").unwrap().1, Fit::Verified);
         let (m, fit) = mapping_for("0.93.1").unwrap();
         assert_eq!((m.since, fit), ((0, 90, 0), Fit::Untested));
+        assert_eq!(mapping_for("0.98.1").unwrap().0.since, (0, 98, 0));
         let (m, fit) = mapping_for("0.83.1").unwrap();
         assert_eq!((m.since, fit), ((0, 80, 0), Fit::Untested));
         let (m, fit) = mapping_for("1.2.0").unwrap();
         assert_eq!(
             (m.since, fit),
-            ((0, 90, 0), Fit::Untested),
+            ((0, 98, 0), Fit::Untested),
             "newer than any: the newest era"
         );
         assert!(mapping_for("0.12.0").is_err());

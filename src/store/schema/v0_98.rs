@@ -1,4 +1,5 @@
-//! ZenML's `pipeline_snapshot` era (0.90 onwards), checked against stores written by 0.98.
+//! ZenML's `pipeline_snapshot` era with run numbers (checked against stores written by 0.98;
+//! the release that added `pipeline_run.index` between 0.90 and 0.98 is not pinned down yet).
 //!
 //! - A run's compiled configuration is its `pipeline_snapshot.pipeline_configuration`
 //!   (or, for runs without a snapshot, `pipeline_run.pipeline_configuration`).
@@ -17,8 +18,8 @@ const FIRST_RUN_START: &str =
     "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id)";
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
-    name: "pipeline_snapshot era (ZenML 0.90+)",
-    since: (0, 90, 0),
+    name: "pipeline_snapshot era with run index (ZenML 0.98+)",
+    since: (0, 98, 0),
     versions: &["0.98.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
