@@ -165,7 +165,7 @@ fn unknown_schema_version() {
     for (version, needle) in [
         (
             "0.12.0",
-            "ZenML schema version 0.12.0 is not supported: runql reads stores of ZenML 0.80.0 and later",
+            "ZenML schema version 0.12.0 is not supported: runql reads stores of ZenML 0.85.0 and later",
         ),
         (
             "f3b3964e3a0f",

@@ -203,8 +203,12 @@ mod tests {
         let (m, fit) = mapping_for("0.93.1").unwrap();
         assert_eq!((m.since, fit), ((0, 90, 0), Fit::Untested));
         assert_eq!(mapping_for("0.98.1").unwrap().0.since, (0, 98, 0));
-        let (m, fit) = mapping_for("0.83.1").unwrap();
-        assert_eq!((m.since, fit), ((0, 80, 0), Fit::Untested));
+        let (m, fit) = mapping_for("0.87.0").unwrap();
+        assert_eq!((m.since, fit), ((0, 85, 0), Fit::Untested));
+        assert!(
+            mapping_for("0.83.1").is_err(),
+            "0.80 to 0.84 have another schema"
+        );
         let (m, fit) = mapping_for("1.2.0").unwrap();
         assert_eq!(
             (m.since, fit),

@@ -11,8 +11,9 @@ use super::v0_98::{INPUTS, METADATA, OUTPUTS, PIPELINES};
 use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
-    name: "pipeline_deployment era (ZenML before 0.90)",
-    since: (0, 80, 0),
+    name: "pipeline_deployment era (ZenML 0.85 to 0.89)",
+    // 0.80 to 0.84 differ again (no step_configuration table, no status_reason): not read.
+    since: (0, 85, 0),
     versions: &["0.85.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
