@@ -27,6 +27,15 @@ pub enum StoreError {
     Config { path: PathBuf, reason: String },
     #[error("unsupported store URL {0}: runql reads ZenML's SQLite stores (sqlite:///...)")]
     UnsupportedUrl(String),
+    #[error(
+        "the store does not have what runql's {mapping} expects ({reason}); \
+         its ZenML schema version is {version}"
+    )]
+    SchemaMismatch {
+        version: String,
+        mapping: String,
+        reason: String,
+    },
     #[error("reading the ZenML store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]

@@ -314,7 +314,7 @@ fn read_batches(
     let mut conn = store.connect().map_err(external)?;
     conn.progress_handler(100_000, Some(cancelled.clone()))
         .map_err(sqlite)?;
-    match read_rows(&conn, query, schema, batch_size, &mut emit) {
+    match read_rows(store, &conn, query, schema, batch_size, &mut emit) {
         // SQLite was interrupted because nobody waits for the rows any more: not an error.
         Err(_) if cancelled() => Ok(()),
         other => other,
@@ -322,13 +322,16 @@ fn read_batches(
 }
 
 fn read_rows(
+    store: &ZenStore,
     conn: &rusqlite::Connection,
     query: &ScanQuery,
     schema: &SchemaRef,
     batch_size: usize,
     emit: &mut impl FnMut(RecordBatch) -> bool,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(&query.sql).map_err(sqlite)?;
+    let mut stmt = conn
+        .prepare(&query.sql)
+        .map_err(|e| prepare_error(store, e))?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(query.params.iter()))
         .map_err(sqlite)?;
@@ -365,6 +368,21 @@ fn sqlite(e: rusqlite::Error) -> DataFusionError {
     external(crate::error::StoreError::Sqlite(e))
 }
 
+/// runql's own SQL failing to prepare means the store's schema is not the one its mapping
+/// describes (an untested release): say so, without the generated SQL.
+fn prepare_error(store: &ZenStore, e: rusqlite::Error) -> DataFusionError {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. } => {
+            external(crate::error::StoreError::SchemaMismatch {
+                version: store.version().to_string(),
+                mapping: store.mapping().name.to_string(),
+                reason: msg,
+            })
+        }
+        other => sqlite(other),
+    }
+}
+
 fn external(e: crate::error::StoreError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
@@ -390,7 +408,9 @@ pub fn lookup(
         .collect::<Result<_>>()?;
     let query = ScanQuery::build(def, sql, &projection, std::slice::from_ref(filter), None);
     let conn = store.connect().map_err(external)?;
-    let mut stmt = conn.prepare(&query.sql).map_err(sqlite)?;
+    let mut stmt = conn
+        .prepare(&query.sql)
+        .map_err(|e| prepare_error(store, e))?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(query.params.iter()), |row| {
             (0..projection.len())

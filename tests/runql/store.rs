@@ -291,3 +291,40 @@ fn zenml_internals_are_not_exposed() {
         ]
     );
 }
+
+#[test]
+fn a_schema_unlike_its_mapping_is_named_not_dumped() {
+    // A 0.90 store that claims to be newer than any release runql knows: read with the
+    // newest mapping, whose columns it lacks.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zenml.db");
+    let older = fixture_dir()
+        .parent()
+        .unwrap()
+        .join("zenml-0.90.0/zenml.db");
+    std::fs::copy(older, &path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE alembic_version SET version_num = '0.99.0'", [])
+        .unwrap();
+    let output = runql()
+        .arg("--store")
+        .arg(&path)
+        .args(["-c", "SELECT run_index FROM runs"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .expect("an error line");
+    assert!(
+        error.contains("does not have what runql's") && error.contains("no such column"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("SELECT"),
+        "no generated SQL in the message: {error}"
+    );
+}
