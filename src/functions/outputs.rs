@@ -3,10 +3,10 @@
 //! `read_output` is a table function: `SELECT * FROM read_output('<output id>')` gives the
 //! artifact's rows (see `crate::artifacts` for each kind's shape). `output_value` is a scalar
 //! function giving a built-in value as JSON text, so one query can follow a metric across
-//! runs; it reads each distinct output of a batch once, the files in parallel.
+//! runs; it reads each distinct output once per session, the files of a batch in parallel.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
 use datafusion::arrow::compute::cast;
@@ -86,8 +86,13 @@ impl TableFunctionImpl for ReadOutput {
     }
 }
 
+/// How many values `output_value` remembers; artifacts never change once written, so a
+/// value read once serves every later batch and query of the session.
+const VALUE_CACHE: usize = 100_000;
+
 /// `output_value(output_id)`: the built-in value's JSON text.
 fn output_value(store: Arc<ZenStore>, root: ArtifactRoot) -> ScalarUDF {
+    let cache: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let fun = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(args)?;
         let ids = cast(&arrays[0], &DataType::Utf8)?;
@@ -95,13 +100,21 @@ fn output_value(store: Arc<ZenStore>, root: ArtifactRoot) -> ScalarUDF {
             .as_any()
             .downcast_ref::<StringArray>()
             .expect("cast to Utf8");
-        let mut distinct: Vec<&str> = ids.iter().flatten().collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let values = read_values(&store, &root, &distinct)?;
+        let mut cache = cache.lock().expect("output_value cache");
+        let mut missing: Vec<&str> = ids
+            .iter()
+            .flatten()
+            .filter(|id| !cache.contains_key(*id))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if cache.len() + missing.len() > VALUE_CACHE {
+            cache.clear();
+        }
+        cache.extend(read_values(&store, &root, &missing)?);
         let out: StringArray = ids
             .iter()
-            .map(|id| id.map(|id| values[id].as_str()))
+            .map(|id| id.and_then(|id| cache.get(id).map(String::as_str)))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
     };
