@@ -62,7 +62,7 @@ impl Repl {
             .completion_type(rustyline::CompletionType::List)
             .build();
         let mut editor: Editor<ReplHelper, FileHistory> = Editor::with_config(config)?;
-        editor.set_helper(Some(ReplHelper::new(self.completion_tables().await)));
+        editor.set_helper(Some(ReplHelper::new(self.completion_tables())));
         if let Some(path) = &self.history {
             // A missing history file is a first session, not an error.
             let _ = editor.load_history(path);
@@ -109,7 +109,7 @@ impl Repl {
     }
 
     /// Table and column names for completion.
-    async fn completion_tables(&self) -> Vec<(String, Vec<String>)> {
+    fn completion_tables(&self) -> Vec<(String, Vec<String>)> {
         let mut tables = Vec::new();
         for def in crate::tables::TABLES {
             tables.push((

@@ -198,10 +198,6 @@ impl ZenScanExec {
             properties: Arc::new(properties),
         }
     }
-
-    pub fn query(&self) -> &ScanQuery {
-        &self.query
-    }
 }
 
 impl DisplayAs for ZenScanExec {

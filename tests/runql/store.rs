@@ -5,6 +5,14 @@ use std::sync::Arc;
 
 use crate::common::*;
 
+/// Rewrites the store's `alembic_version`, as a store of another ZenML release would read.
+fn claim_version(path: &std::path::Path, version: &str) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute("UPDATE alembic_version SET version_num = ?1", [version])
+        .unwrap();
+}
+
 /// `runql --store PATH -c "SELECT 1"`.
 fn select_one_on(path: &std::path::Path) -> std::process::Output {
     runql()
@@ -68,32 +76,22 @@ fn reads_while_zenml_writes() {
 fn store_from_zenml_url_env_and_config() {
     let url = format!("sqlite:///{}", fixture_store().display());
     let count = golden_rows("pipelines").len().to_string();
-    let out = runql()
-        .args([
-            "--store",
-            &url,
+    let pipelines_via = |cmd: &mut std::process::Command| -> String {
+        let args = [
             "--format",
             "csv",
             "--no-header",
             "-c",
             "SELECT count(*) FROM pipelines",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), count);
+        ];
+        stdout_ok(cmd.args(args)).trim().to_string()
+    };
+    assert_eq!(pipelines_via(runql().args(["--store", &url])), count);
 
-    let out = runql()
-        .env("RUNQL_STORE", fixture_store())
-        .args([
-            "--format",
-            "csv",
-            "--no-header",
-            "-c",
-            "SELECT count(*) FROM pipelines",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), count);
+    assert_eq!(
+        pipelines_via(runql().env("RUNQL_STORE", fixture_store())),
+        count
+    );
 
     let config = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -101,22 +99,9 @@ fn store_from_zenml_url_env_and_config() {
         format!("user_id: x\nstore:\n  url: {url}\n  type: sql\n"),
     )
     .unwrap();
-    let out = runql()
-        .env("ZENML_CONFIG_PATH", config.path())
-        .args([
-            "--format",
-            "csv",
-            "--no-header",
-            "-c",
-            "SELECT count(*) FROM pipelines",
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        count,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        pipelines_via(runql().env("ZENML_CONFIG_PATH", config.path())),
+        count
     );
 }
 
@@ -173,13 +158,7 @@ fn unknown_schema_version() {
         ),
     ] {
         let (_dir, path) = fixture_copy();
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute(
-                &format!("UPDATE alembic_version SET version_num = '{version}'"),
-                [],
-            )
-            .unwrap();
+        claim_version(&path, version);
         let output = select_one_on(&path);
         assert_store_error(&output, needle);
         assert!(
@@ -192,10 +171,7 @@ fn unknown_schema_version() {
 #[test]
 fn newer_store_is_read_with_a_warning() {
     let (_dir, path) = fixture_copy();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute("UPDATE alembic_version SET version_num = '0.99.0'", [])
-        .unwrap();
+    claim_version(&path, "0.99.0");
     let output = runql()
         .arg("--store")
         .arg(&path)
@@ -303,10 +279,7 @@ fn a_schema_unlike_its_mapping_is_named_not_dumped() {
         .unwrap()
         .join("zenml-0.90.0/zenml.db");
     std::fs::copy(older, &path).unwrap();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute("UPDATE alembic_version SET version_num = '0.99.0'", [])
-        .unwrap();
+    claim_version(&path, "0.99.0");
     let output = runql()
         .arg("--store")
         .arg(&path)

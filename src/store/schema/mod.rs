@@ -4,6 +4,17 @@
 //! its columns need, and the SQLite expression of each column. The table providers only
 //! ever see this description, so supporting another ZenML era means adding a file here.
 
+/// Run columns every era computes the same way (all eras have `project_id`, which the
+/// `step_run` index leads with, and the same tag tables).
+pub(crate) const RUN_IS_CACHED: &str = "(EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
+     AND s.pipeline_run_id = r.id) AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
+     AND s.pipeline_run_id = r.id AND s.status <> 'cached'))";
+pub(crate) const RUN_TAGS: &str = "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
+     JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
+     AND tr.resource_type = 'pipeline_run' ORDER BY t.name))";
+pub(crate) const RUN_PARAMETERS: &str = "COALESCE(json_extract(COALESCE(sn.pipeline_configuration, r.pipeline_configuration), '$.parameters'), '{}')";
+pub(crate) const RUN_CONFIG: &str = "COALESCE(sn.pipeline_configuration, r.pipeline_configuration)";
+
 // Shared by every era's SQL (defined before the era modules, which use them).
 /// Seconds between two SQLAlchemy datetime texts, exact to the microsecond (as Python's
 /// `timedelta.total_seconds()`): whole seconds from `unixepoch`, microseconds from the text.
@@ -83,29 +94,11 @@ macro_rules! runs_and_steps_without_index {
                     "-ROW_NUMBER() OVER (PARTITION BY r.pipeline_id ORDER BY r.created DESC, r.id DESC)",
                     &[],
                 ),
-                col(
-                    "is_cached",
-                    "(EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id AND s.pipeline_run_id = r.id) \
-                     AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
-                     AND s.pipeline_run_id = r.id AND s.status <> 'cached'))",
-                ),
+                col("is_cached", $crate::store::schema::RUN_IS_CACHED),
                 joined("git_sha", "cr.\"commit\"", &["cr"]),
-                col(
-                    "tags",
-                    "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
-                     JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
-                     AND tr.resource_type = 'pipeline_run' ORDER BY t.name))",
-                ),
-                joined(
-                    "parameters",
-                    "COALESCE(json_extract(COALESCE(sn.pipeline_configuration, r.pipeline_configuration), '$.parameters'), '{}')",
-                    &["sn"],
-                ),
-                joined(
-                    "config",
-                    "COALESCE(sn.pipeline_configuration, r.pipeline_configuration)",
-                    &["sn"],
-                ),
+                col("tags", $crate::store::schema::RUN_TAGS),
+                joined("parameters", $crate::store::schema::RUN_PARAMETERS, &["sn"]),
+                joined("config", $crate::store::schema::RUN_CONFIG, &["sn"]),
                 col("created", "r.created"),
                 col("updated", "r.updated"),
                 // `pipeline_run.exception_info` came in 0.90: `exception` is NULL here.

@@ -10,7 +10,10 @@
 //! - Subqueries on `step_run` repeat `project_id`, because ZenML's index on it leads with
 //!   `project_id`: without it SQLite cannot use the index and scans every step run.
 
-use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+use super::{
+    JoinSql, RUN_CONFIG, RUN_IS_CACHED, RUN_PARAMETERS, RUN_TAGS, SchemaMapping, TableSql, col,
+    joined, window,
+};
 
 const STEP_CONFIG: &str = "COALESCE(scd.config, scs.config, s.step_configuration)";
 
@@ -91,29 +94,11 @@ const RUNS: TableSql = TableSql {
         col("duration_s", duration_s!("r.start_time", "r.end_time")),
         col("run_index", "r.\"index\" - 1"),
         joined("run_rindex", "r.\"index\" - 1 - rc.n", &["rc"]),
-        col(
-            "is_cached",
-            "(EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id AND s.pipeline_run_id = r.id) \
-             AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
-             AND s.pipeline_run_id = r.id AND s.status <> 'cached'))",
-        ),
+        col("is_cached", RUN_IS_CACHED),
         joined("git_sha", "cr.\"commit\"", &["cr"]),
-        col(
-            "tags",
-            "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
-             JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
-             AND tr.resource_type = 'pipeline_run' ORDER BY t.name))",
-        ),
-        joined(
-            "parameters",
-            "COALESCE(json_extract(COALESCE(sn.pipeline_configuration, r.pipeline_configuration), '$.parameters'), '{}')",
-            &["sn"],
-        ),
-        joined(
-            "config",
-            "COALESCE(sn.pipeline_configuration, r.pipeline_configuration)",
-            &["sn"],
-        ),
+        col("tags", RUN_TAGS),
+        joined("parameters", RUN_PARAMETERS, &["sn"]),
+        joined("config", RUN_CONFIG, &["sn"]),
         col("created", "r.created"),
         col("updated", "r.updated"),
         col("exception", "r.exception_info"),
