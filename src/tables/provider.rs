@@ -12,7 +12,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::TableDef;
 use super::push_down::{self, Pushed};
-use super::scan::{ScanQuery, ZenScanExec};
+use super::scan::{ScanPlan, ZenScanExec};
 use crate::store::ZenStore;
 use crate::store::schema::TableSql;
 
@@ -73,12 +73,17 @@ impl TableProvider for ZenTable {
             .iter()
             .filter_map(|f| push_down::push_down(self.def, f))
             .collect();
-        let query = ScanQuery::build(self.def, self.sql, &projection, &pushed, limit);
         let schema = Arc::new(self.schema.project(&projection)?);
+        let plan = ScanPlan {
+            def: self.def,
+            sql: self.sql,
+            projection,
+            pushed,
+            limit,
+        };
         Ok(Arc::new(ZenScanExec::new(
-            self.def.name,
             Arc::clone(&self.store),
-            query,
+            plan,
             schema,
         )))
     }

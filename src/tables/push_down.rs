@@ -14,13 +14,24 @@
 //!
 //! Values are always bound as parameters, never spliced into SQL text. Pushed SQL refers to
 //! the scan's column aliases (`"run_name"`), so it is independent of the ZenML schema era.
+//!
+//! **Run-time filters** are a fourth kind, decided while the query runs: a hash join, once
+//! it has read its build side, offers the probe-side scan a filter of the keys it found
+//! (`run_id IN (...)`, `step_id >= a AND step_id <= b`). [`push_down_runtime`] reads such a
+//! filter as the logical filter it stands for and pushes what it can; the join still matches
+//! every row itself, so pushing a part of it (a superset of the rows) is always safe.
+
+use std::sync::Arc;
 
 use chrono::DateTime;
-use datafusion::common::ScalarValue;
+use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Like, Operator, TableProviderFilterPushDown,
 };
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions as phys;
+use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use rusqlite::types::Value;
 
 use super::{Kind, TableDef};
@@ -182,6 +193,87 @@ pub fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
     }
 }
 
+/// The part of a run-time filter SQLite can evaluate, as it stands now (a dynamic filter is
+/// read at its current value), or `None`. Always a superset of the rows the filter keeps.
+pub fn push_down_runtime(table: &TableDef, filter: &Arc<dyn PhysicalExpr>) -> Option<Pushed> {
+    let now = snapshot_physical_expr(Arc::clone(filter)).ok()?;
+    let logical = widen_to_logical(&now)?;
+    push_down(table, &logical).map(|p| Pushed { exact: false, ..p })
+}
+
+/// A physical filter as a logical one that keeps at least the same rows: conjuncts that have
+/// no logical form are dropped (which only widens the filter); `NOT`, whose widening would
+/// narrow, and anything else unknown make the whole filter `None`.
+fn widen_to_logical(expr: &Arc<dyn PhysicalExpr>) -> Option<Expr> {
+    if let Some(b) = expr.downcast_ref::<phys::BinaryExpr>() {
+        let (left, right) = (widen_to_logical(b.left()), widen_to_logical(b.right()));
+        return match (b.op(), left, right) {
+            (Operator::And, Some(l), Some(r)) => Some(l.and(r)),
+            (Operator::And, Some(one), None) | (Operator::And, None, Some(one)) => Some(one),
+            (Operator::Or, Some(l), Some(r)) => Some(l.or(r)),
+            (Operator::Or | Operator::And, _, _) => None,
+            // A comparison is exact only between a column and a literal, never widened.
+            (op, Some(l), Some(r)) if is_leaf(&l) && is_leaf(&r) => Some(Expr::BinaryExpr(
+                BinaryExpr::new(Box::new(l), *op, Box::new(r)),
+            )),
+            _ => None,
+        };
+    }
+    if let Some(c) = expr.downcast_ref::<phys::Column>() {
+        return Some(Expr::Column(Column::from_name(c.name())));
+    }
+    if let Some(l) = expr.downcast_ref::<phys::Literal>() {
+        return Some(Expr::Literal(l.value().clone(), None));
+    }
+    if let Some(list) = expr.downcast_ref::<phys::InListExpr>() {
+        let column = widen_to_logical(list.expr()).filter(|c| matches!(c, Expr::Column(_)))?;
+        let items = list
+            .list()
+            .iter()
+            .map(|item| widen_to_logical(item).filter(|i| matches!(i, Expr::Literal(..))))
+            .collect::<Option<Vec<_>>>()?;
+        return Some(Expr::InList(InList::new(
+            Box::new(column),
+            items,
+            list.negated(),
+        )));
+    }
+    // A partitioned join's filter: `CASE hash(key) % n WHEN i THEN <keys of partition i>`.
+    // A row passes only through its own branch, so the OR of all branches widens it.
+    if let Some(case) = expr.downcast_ref::<phys::CaseExpr>() {
+        let branches = case
+            .when_then_expr()
+            .iter()
+            .map(|(_, then)| then)
+            .chain(case.else_expr());
+        let mut any: Option<Expr> = None;
+        for branch in branches {
+            match branch.downcast_ref::<phys::Literal>().map(|l| l.value()) {
+                Some(ScalarValue::Boolean(Some(false))) => continue,
+                _ => {
+                    let branch = widen_to_logical(branch)?;
+                    any = Some(match any {
+                        Some(so_far) => so_far.or(branch),
+                        None => branch,
+                    });
+                }
+            }
+        }
+        return any;
+    }
+    if let Some(n) = expr.downcast_ref::<phys::IsNullExpr>() {
+        return Some(Expr::IsNull(Box::new(widen_to_logical(n.arg())?)));
+    }
+    if let Some(n) = expr.downcast_ref::<phys::IsNotNullExpr>() {
+        return Some(Expr::IsNotNull(Box::new(widen_to_logical(n.arg())?)));
+    }
+    None
+}
+
+fn is_leaf(expr: &Expr) -> bool {
+    matches!(expr, Expr::Column(_) | Expr::Literal(..))
+}
+
 fn push_like(table: &TableDef, like: &Like) -> Option<Pushed> {
     let Like {
         negated,
@@ -247,7 +339,10 @@ fn comparison(table: &TableDef, left: &Expr, op: Operator, right: &Expr) -> Opti
         _ => return None,
     };
     let is_equality = matches!(op, Operator::Eq | Operator::NotEq);
-    if !(kind.ordered() || (is_equality && kind.comparable())) {
+    // Ids order alike with and without dashes, as long as the literal is written as runql
+    // writes ids (a hash join's key bounds are): `<` on 'ABC...' differs from 'abc...'.
+    let ordered_id = kind == Kind::Id && literal(lit_expr).is_some_and(is_canonical_id);
+    if !(kind.ordered() || ordered_id || (is_equality && kind.comparable())) {
         return None;
     }
     let (value, exact) = value(kind, literal(lit_expr)?)?;
@@ -337,6 +432,18 @@ fn value(kind: Kind, literal: &ScalarValue) -> Option<(Value, bool)> {
     }
 }
 
+/// Whether `literal` is an id exactly as runql shows ids: lowercase, dashed 8-4-4-4-12.
+fn is_canonical_id(literal: &ScalarValue) -> bool {
+    let Some(Some(text)) = literal.try_as_str() else {
+        return false;
+    };
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        })
+}
+
 /// A user's id (dashed or not, any case) as ZenML stores it: 32 lowercase hex digits.
 pub fn store_id(id: &str) -> Option<String> {
     let hex: String = id
@@ -379,14 +486,78 @@ mod tests {
         assert!(p.exact);
         // Not an id at all: DataFusion decides (no row matches), SQLite is not asked.
         assert!(push_down(runs(), &col("run_id").eq(lit("nope"))).is_none());
-        // Ranges over ids mean nothing in the store's form.
+        // Ids written as runql writes them order as the store's form does ...
+        let range = push_down(
+            runs(),
+            &col("run_id").gt(lit("4a37d064-f167-4efa-b898-926992f19e19")),
+        )
+        .unwrap();
+        assert_eq!(range.sql, "\"run_id\" > ?");
+        assert!(range.exact);
+        // ... others do not: 'A' sorts before 'a' in DataFusion, not in the store.
         assert!(
             push_down(
                 runs(),
-                &col("run_id").gt(lit("4a37d064-f167-4efa-b898-926992f19e19"))
+                &col("run_id").gt(lit("4A37D064-F167-4EFA-B898-926992F19E19"))
             )
             .is_none()
         );
+    }
+
+    /// A physical `column <op> literal` over the runs table's own schema.
+    fn physical(name: &str, op: Operator, value: ScalarValue) -> Arc<dyn PhysicalExpr> {
+        let index = runs().schema().index_of(name).unwrap();
+        Arc::new(phys::BinaryExpr::new(
+            Arc::new(phys::Column::new(name, index)),
+            op,
+            Arc::new(phys::Literal::new(value)),
+        ))
+    }
+
+    fn and(l: Arc<dyn PhysicalExpr>, r: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+        Arc::new(phys::BinaryExpr::new(l, Operator::And, r))
+    }
+
+    #[test]
+    fn runtime_filters_are_widened_never_narrowed() {
+        let id = "4a37d064-f167-4efa-b898-926992f19e19";
+        let text = |s: &str| ScalarValue::Utf8(Some(s.to_string()));
+        let lower = physical("run_id", Operator::GtEq, text(id));
+        let upper = physical("run_id", Operator::LtEq, text(id));
+        // What has no logical form here (a NOT) is dropped from a conjunction.
+        let opaque: Arc<dyn PhysicalExpr> = Arc::new(phys::NotExpr::new(physical(
+            "status",
+            Operator::Eq,
+            text("failed"),
+        )));
+        let filter = and(and(lower, upper), Arc::clone(&opaque));
+        let p = push_down_runtime(runs(), &filter).unwrap();
+        assert_eq!(p.sql, "(\"run_id\" >= ?) AND (\"run_id\" <= ?)");
+        assert!(!p.exact, "a run-time filter is never reported as handled");
+        // NOT cannot be widened: on its own it is not pushed at all.
+        assert!(push_down_runtime(runs(), &opaque).is_none());
+
+        // A partitioned join: each partition's keys in a CASE branch, an empty one `false`.
+        let branch = |name: &str| physical("run_name", Operator::Eq, text(name));
+        let partition = Arc::new(phys::Column::new("run_index", 0)) as Arc<dyn PhysicalExpr>;
+        let case = |branches: Vec<Arc<dyn PhysicalExpr>>| -> Arc<dyn PhysicalExpr> {
+            let when_then = branches
+                .into_iter()
+                .enumerate()
+                .map(|(i, then)| {
+                    let when = Arc::new(phys::Literal::new(ScalarValue::Int64(Some(i as i64))));
+                    (when as Arc<dyn PhysicalExpr>, then)
+                })
+                .collect();
+            Arc::new(
+                phys::CaseExpr::try_new(Some(Arc::clone(&partition)), when_then, None).unwrap(),
+            )
+        };
+        let none = Arc::new(phys::Literal::new(ScalarValue::Boolean(Some(false))));
+        let p = push_down_runtime(runs(), &case(vec![branch("a"), none, branch("b")])).unwrap();
+        assert_eq!(p.sql, "(\"run_name\" = ?) OR (\"run_name\" = ?)");
+        // One branch SQLite cannot read makes the whole CASE unreadable.
+        assert!(push_down_runtime(runs(), &case(vec![branch("a"), opaque])).is_none());
     }
 
     #[test]

@@ -13,21 +13,30 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
-use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
+use futures::TryStreamExt;
 use rusqlite::types::Value;
 
 use super::convert::ColumnBuilder;
-use super::push_down::Pushed;
+use super::push_down::{self, Pushed};
 use super::{Kind, TableDef};
 use crate::store::ZenStore;
 use crate::store::schema::TableSql;
@@ -167,36 +176,76 @@ fn add_join<'a>(sql: &'a TableSql, alias: &'a str, joins: &mut Vec<&'a str>) {
     }
 }
 
+/// What a scan reads, before run-time filters: enough to build its SQL again with them.
+#[derive(Debug, Clone)]
+pub struct ScanPlan {
+    pub def: &'static TableDef,
+    pub sql: &'static TableSql,
+    pub projection: Vec<usize>,
+    pub pushed: Vec<Pushed>,
+    pub limit: Option<usize>,
+}
+
 /// Streams one runql table's rows out of the store.
 #[derive(Debug)]
 pub struct ZenScanExec {
-    table: &'static str,
     store: Arc<ZenStore>,
+    plan: ScanPlan,
     query: ScanQuery,
+    /// Filters a hash join offered this scan (see `push_down::push_down_runtime`), read
+    /// when the scan starts: the join polls its probe side only once its build side is in.
+    runtime_filters: Vec<Arc<dyn PhysicalExpr>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// `output_rows`: the rows SQLite returned, shown by EXPLAIN ANALYZE.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ZenScanExec {
-    pub fn new(
-        table: &'static str,
-        store: Arc<ZenStore>,
-        query: ScanQuery,
-        schema: SchemaRef,
-    ) -> Self {
+    pub fn new(store: Arc<ZenStore>, plan: ScanPlan, schema: SchemaRef) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
+        let query = ScanQuery::build(
+            plan.def,
+            plan.sql,
+            &plan.projection,
+            &plan.pushed,
+            plan.limit,
+        );
         Self {
-            table,
             store,
+            plan,
             query,
+            runtime_filters: Vec::new(),
             schema,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The query with what the run-time filters allow pushed as well, as they stand now.
+    fn query_now(&self) -> ScanQuery {
+        let extra: Vec<Pushed> = self
+            .runtime_filters
+            .iter()
+            .filter_map(|f| push_down::push_down_runtime(self.plan.def, f))
+            .collect();
+        if extra.is_empty() {
+            return self.query.clone();
+        }
+        let mut pushed = self.plan.pushed.clone();
+        pushed.extend(extra);
+        ScanQuery::build(
+            self.plan.def,
+            self.plan.sql,
+            &self.plan.projection,
+            &pushed,
+            self.plan.limit,
+        )
     }
 }
 
@@ -208,7 +257,7 @@ impl DisplayAs for ZenScanExec {
                 write!(
                     f,
                     "ZenScanExec: table={}, columns=[{}]",
-                    self.table,
+                    self.plan.def.name,
                     columns.join(", ")
                 )?;
                 if !self.query.filters.is_empty() {
@@ -217,13 +266,18 @@ impl DisplayAs for ZenScanExec {
                 if let Some(n) = self.query.limit {
                     write!(f, ", limit={n}")?;
                 }
+                if !self.runtime_filters.is_empty() {
+                    let filters: Vec<String> =
+                        self.runtime_filters.iter().map(|e| e.to_string()).collect();
+                    write!(f, ", runtime_filters=[{}]", filters.join(", "))?;
+                }
                 Ok(())
             }
             DisplayFormatType::Verbose => {
                 write!(
                     f,
                     "ZenScanExec: table={}, sql={}",
-                    self.table, self.query.sql
+                    self.plan.def.name, self.query.sql
                 )
             }
         }
@@ -243,11 +297,47 @@ impl ExecutionPlan for ZenScanExec {
         vec![]
     }
 
+    /// The run-time filters, so a hash join sees that its filter has a consumer and fills it.
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        for filter in &self.runtime_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
         Ok(TreeNodeRecursion::Continue)
+    }
+
+    /// Keeps the filters a parent offers after planning (a hash join's dynamic filter) to
+    /// push what it can when the scan starts. It reports none as handled: the rows it
+    /// returns are a superset, and its parents filter them as before. A scan with a LIMIT
+    /// takes none, so its first rows stay the same.
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let offered: Vec<Arc<dyn PhysicalExpr>> = child_pushdown_result
+            .parent_filters
+            .into_iter()
+            .map(|f| f.filter)
+            .collect();
+        let no = vec![PushedDown::No; offered.len()];
+        let useful: Vec<Arc<dyn PhysicalExpr>> = offered.into_iter().filter(is_dynamic).collect();
+        if phase != FilterPushdownPhase::Post || self.plan.limit.is_some() || useful.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(no));
+        }
+        let mut scan = Self::new(
+            Arc::clone(&self.store),
+            self.plan.clone(),
+            Arc::clone(&self.schema),
+        );
+        scan.runtime_filters = useful;
+        Ok(FilterPushdownPropagation::with_parent_pushdown_result(no)
+            .with_updated_node(Arc::new(scan) as Arc<dyn ExecutionPlan>))
     }
 
     fn replace_children(
@@ -256,6 +346,10 @@ impl ExecutionPlan for ZenScanExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     #[allow(deprecated)]
@@ -280,20 +374,67 @@ impl ExecutionPlan for ZenScanExec {
             )));
         }
         let batch_size = context.session_config().batch_size();
-        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
-        let tx = builder.tx();
-        let store = Arc::clone(&self.store);
-        let query = self.query.clone();
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        if self.runtime_filters.is_empty() {
+            let query = self.query.clone();
+            return Ok(stream(&self.store, query, &self.schema, batch_size, rows));
+        }
+        // Start SQLite at the first poll, not now: by then the join has filled its filter.
+        let scan = Self {
+            store: Arc::clone(&self.store),
+            plan: self.plan.clone(),
+            query: self.query.clone(),
+            runtime_filters: self.runtime_filters.clone(),
+            schema: Arc::clone(&self.schema),
+            properties: Arc::clone(&self.properties),
+            metrics: self.metrics.clone(),
+        };
         let schema = Arc::clone(&self.schema);
-        builder.spawn_blocking(move || {
-            let watch = tx.clone();
-            let cancelled = move || watch.is_closed();
-            read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
-                tx.blocking_send(Ok(batch)).is_ok()
-            })
-        });
-        Ok(builder.build())
+        let deferred = futures::stream::once(async move {
+            let query = scan.query_now();
+            Ok::<_, DataFusionError>(stream(&scan.store, query, &scan.schema, batch_size, rows))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, deferred)))
     }
+}
+
+/// Rows of `query` as a stream, read on a blocking thread.
+fn stream(
+    store: &Arc<ZenStore>,
+    query: ScanQuery,
+    schema: &SchemaRef,
+    batch_size: usize,
+    rows: Count,
+) -> SendableRecordBatchStream {
+    let mut builder = RecordBatchReceiverStream::builder(Arc::clone(schema), 2);
+    let tx = builder.tx();
+    let store = Arc::clone(store);
+    let schema = Arc::clone(schema);
+    builder.spawn_blocking(move || {
+        let watch = tx.clone();
+        let cancelled = move || watch.is_closed();
+        read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
+            rows.add(batch.num_rows());
+            tx.blocking_send(Ok(batch)).is_ok()
+        })
+    });
+    builder.build()
+}
+
+/// Whether `filter` is (or holds) a dynamic filter, the kind that changes while a query runs.
+/// Static filters were offered to the provider at planning already.
+fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut found = false;
+    let _ = filter.apply(|e| {
+        found = e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// Runs `query` and hands `emit` batches of up to `batch_size` rows until the rows run out
