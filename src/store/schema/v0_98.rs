@@ -149,15 +149,18 @@ const STEPS: TableSql = TableSql {
         col("start_time", "s.start_time"),
         col("end_time", "s.end_time"),
         col("duration_s", duration_s!("s.start_time", "s.end_time")),
-        window(
+        // Counted through 0.98's (project_id, pipeline_run_id, ...) index rather than with
+        // window functions: a window makes SQLite sort every step with all its columns
+        // (config, source code) twice, and keeps filters on other columns out of the scan.
+        col(
             "step_index",
-            "ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.created, s.id) - 1",
-            &[],
+            "(SELECT COUNT(*) FROM step_run x WHERE x.project_id = s.project_id \
+             AND x.pipeline_run_id = s.pipeline_run_id AND (x.created, x.id) < (s.created, s.id))",
         ),
-        window(
+        col(
             "step_rindex",
-            "-ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.created DESC, s.id DESC)",
-            &[],
+            "-(SELECT COUNT(*) FROM step_run x WHERE x.project_id = s.project_id \
+             AND x.pipeline_run_id = s.pipeline_run_id AND (x.created, x.id) >= (s.created, s.id))",
         ),
         joined(
             "parameters",
