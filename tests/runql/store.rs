@@ -147,11 +147,28 @@ fn sqlite_but_not_zenml() {
 
 #[test]
 fn unknown_schema_version() {
+    // The oldest release with a fixture is the oldest runql reads.
+    let oldest = all_fixture_dirs()
+        .iter()
+        .map(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_start_matches("zenml-")
+                .to_string()
+        })
+        .min_by_key(|v| {
+            v.split('.')
+                .map(|n| n.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let too_old = format!(
+        "ZenML schema version 0.12.0 is not supported: runql reads stores of ZenML {oldest} and later"
+    );
     for (version, needle) in [
-        (
-            "0.12.0",
-            "ZenML schema version 0.12.0 is not supported: runql reads stores of ZenML 0.85.0 and later",
-        ),
+        ("0.12.0", too_old.as_str()),
         (
             "f3b3964e3a0f",
             "ZenML schema version f3b3964e3a0f is not supported",

@@ -4,11 +4,26 @@
 //! its columns need, and the SQLite expression of each column. The table providers only
 //! ever see this description, so supporting another ZenML era means adding a file here.
 
-/// Run columns every era computes the same way (all eras have `project_id`, which the
-/// `step_run` index leads with, and the same tag tables).
-pub(crate) const RUN_IS_CACHED: &str = "(EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
-     AND s.pipeline_run_id = r.id) AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.project_id = r.project_id \
-     AND s.pipeline_run_id = r.id AND s.status <> 'cached'))";
+/// A run is cached when it has steps and every one of them is cached. `$scope` is the tenant
+/// column (`project_id`, `workspace_id` before 0.80) that ZenML's `step_run` index leads with
+/// (from 0.95): repeating it lets SQLite use that index.
+macro_rules! run_is_cached {
+    ($scope:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM step_run s WHERE s.",
+            $scope,
+            " = r.",
+            $scope,
+            " AND s.pipeline_run_id = r.id) AND NOT EXISTS (SELECT 1 FROM step_run s WHERE s.",
+            $scope,
+            " = r.",
+            $scope,
+            " AND s.pipeline_run_id = r.id AND s.status <> 'cached'))"
+        )
+    };
+}
+
+/// Run columns every era computes the same way (the same tag tables).
 pub(crate) const RUN_TAGS: &str = "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
      JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
      AND tr.resource_type = 'pipeline_run' ORDER BY t.name))";
@@ -48,10 +63,18 @@ macro_rules! import_path {
 }
 
 /// `runs` and `steps` of the releases before ZenML numbered runs (`pipeline_run.index`) and
-/// recorded run exceptions: runs are numbered by creation, `exception` is NULL, and step
-/// configurations are matched by name only. Eras differ in where the configurations live.
+/// recorded run exceptions: runs are numbered by creation and `exception` is NULL. Eras
+/// differ in where configurations live: `sn` is joined for the run's, `scs` for the step's,
+/// `$step_config` is the step's configuration JSON read through them and `$step_parameters`
+/// the JSON path of its parameters in it; `$scope` is the tenant column (see `run_is_cached`).
 macro_rules! runs_and_steps_without_index {
-    ($run_config_join:literal, $step_config_join:literal) => {
+    (
+        $scope:literal,
+        $run_config_join:literal,
+        $step_config_join:literal,
+        $step_config:literal,
+        $step_parameters:literal
+    ) => {
         const RUNS: TableSql = TableSql {
             table: "runs",
             from: "pipeline_run r",
@@ -73,6 +96,7 @@ macro_rules! runs_and_steps_without_index {
                 },
             ],
             filter: None,
+            missing: &[],
             columns: &[
                 col("run_id", "r.id"),
                 col("run_name", "r.name"),
@@ -94,7 +118,7 @@ macro_rules! runs_and_steps_without_index {
                     "-ROW_NUMBER() OVER (PARTITION BY r.pipeline_id ORDER BY r.created DESC, r.id DESC)",
                     &[],
                 ),
-                col("is_cached", $crate::store::schema::RUN_IS_CACHED),
+                col("is_cached", run_is_cached!($scope)),
                 joined("git_sha", "cr.\"commit\"", &["cr"]),
                 col("tags", $crate::store::schema::RUN_TAGS),
                 joined("parameters", $crate::store::schema::RUN_PARAMETERS, &["sn"]),
@@ -126,12 +150,13 @@ macro_rules! runs_and_steps_without_index {
                 },
             ],
             filter: None,
+            missing: &[],
             columns: &[
                 col("step_id", "s.id"),
                 col("step_name", "s.name"),
                 joined(
                     "entrypoint",
-                    "json_extract(COALESCE(scs.config, s.step_configuration), '$.spec.source.attribute')",
+                    concat!("json_extract(", $step_config, ", '$.spec.source.attribute')"),
                     &["scs"],
                 ),
                 col("run_id", "s.pipeline_run_id"),
@@ -155,15 +180,16 @@ macro_rules! runs_and_steps_without_index {
                 ),
                 joined(
                     "parameters",
-                    "COALESCE(json_extract(COALESCE(scs.config, s.step_configuration), \
-                     '$.step_config_overrides.parameters'), '{}')",
+                    concat!(
+                        "COALESCE(json_extract(",
+                        $step_config,
+                        ", '",
+                        $step_parameters,
+                        "'), '{}')"
+                    ),
                     &["scs"],
                 ),
-                joined(
-                    "config",
-                    "COALESCE(scs.config, s.step_configuration)",
-                    &["scs"],
-                ),
+                joined("config", $step_config, &["scs"]),
                 col("cache_key", "s.cache_key"),
                 col("code_hash", "s.code_hash"),
                 col("docstring", "s.docstring"),
@@ -174,6 +200,8 @@ macro_rules! runs_and_steps_without_index {
     };
 }
 
+mod v0_60;
+mod v0_80;
 mod v0_85;
 mod v0_90;
 mod v0_98;
@@ -211,10 +239,17 @@ pub struct TableSql {
     /// A condition every row satisfies, e.g. keeping only the latest value of a metadata key.
     pub filter: Option<&'static str>,
     pub columns: &'static [ColumnSql],
+    /// Columns of `columns` this era's stores do not record (they read as NULL), so an era
+    /// can reuse a neighbour's table: `TableSql { missing: &["status_reason"], ..RUNS }`.
+    pub missing: &'static [&'static str],
 }
 
 impl TableSql {
+    /// The SQL of column `name`, or `None` when this era does not record it.
     pub fn column(&self, name: &str) -> Option<&ColumnSql> {
+        if self.missing.contains(&name) {
+            return None;
+        }
         self.columns.iter().find(|c| c.name == name)
     }
 }
@@ -273,7 +308,17 @@ pub(crate) const fn window(
 }
 
 /// Every mapping runql knows, oldest era first.
-pub static MAPPINGS: &[&SchemaMapping] = &[&v0_85::MAPPING, &v0_90::MAPPING, &v0_98::MAPPING];
+pub static MAPPINGS: &[&SchemaMapping] = &[
+    &v0_60::MAPPING,
+    &v0_60::MAPPING_0_62_0,
+    &v0_60::MAPPING_0_71_0,
+    &v0_80::MAPPING,
+    &v0_85::MAPPING_0_83_1,
+    &v0_85::MAPPING_0_84_1,
+    &v0_85::MAPPING,
+    &v0_90::MAPPING,
+    &v0_98::MAPPING,
+];
 
 /// How well a mapping is known to fit a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,21 +383,25 @@ mod tests {
     #[test]
     fn eras_by_release() {
         assert_eq!(mapping_for("0.98.0").unwrap().1, Fit::Verified);
-        let (m, fit) = mapping_for("0.93.1").unwrap();
-        assert_eq!((m.since, fit), ((0, 90, 0), Fit::Untested));
-        assert_eq!(mapping_for("0.98.1").unwrap().0.since, (0, 98, 0));
-        let (m, fit) = mapping_for("0.87.0").unwrap();
-        assert_eq!((m.since, fit), ((0, 85, 0), Fit::Untested));
-        assert!(
-            mapping_for("0.83.1").is_err(),
-            "0.80 to 0.84 have another schema"
-        );
-        let (m, fit) = mapping_for("1.2.0").unwrap();
-        assert_eq!(
-            (m.since, fit),
-            ((0, 98, 0), Fit::Untested),
-            "newer than any: the newest era"
-        );
+        assert_eq!(mapping_for("0.80.0").unwrap().1, Fit::Verified);
+        // Each release falls in the era its migrations put it in, untested unless verified.
+        for (release, since) in [
+            ("0.80.2", (0, 80, 0)),
+            ("0.83.0", (0, 80, 0)),
+            ("0.83.1", (0, 83, 1)),
+            ("0.84.0", (0, 83, 1)),
+            ("0.84.3", (0, 84, 1)),
+            ("0.87.0", (0, 85, 0)),
+            ("0.93.1", (0, 90, 0)),
+            ("0.94.6", (0, 90, 0)),
+            ("0.95.0", (0, 95, 0)),
+            ("0.98.1", (0, 95, 0)),
+            // Newer than any: the newest era.
+            ("1.2.0", (0, 95, 0)),
+        ] {
+            let (m, fit) = mapping_for(release).unwrap();
+            assert_eq!((m.since, fit), (since, Fit::Untested), "{release}");
+        }
         assert!(mapping_for("0.12.0").is_err());
         assert!(mapping_for("a1b2c3d4e5f6").is_err());
     }

@@ -9,13 +9,16 @@ use super::v0_98::{INPUTS, METADATA, OUTPUTS, PIPELINES};
 use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
-    name: "early pipeline_snapshot era (ZenML 0.90 to 0.97)",
+    name: "early pipeline_snapshot era (ZenML 0.90 to 0.94)",
     since: (0, 90, 0),
     versions: &["0.90.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
 runs_and_steps_without_index!(
+    "project_id",
     "LEFT JOIN pipeline_snapshot sn ON sn.id = r.snapshot_id",
-    "LEFT JOIN step_configuration scs ON scs.snapshot_id = s.snapshot_id AND scs.name = s.name"
+    "LEFT JOIN step_configuration scs ON scs.snapshot_id = s.snapshot_id AND scs.name = s.name",
+    "COALESCE(scs.config, s.step_configuration)",
+    "$.step_config_overrides.parameters"
 );

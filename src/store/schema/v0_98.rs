@@ -1,5 +1,9 @@
-//! ZenML's `pipeline_snapshot` era with run numbers (checked against stores written by 0.98;
-//! the release that added `pipeline_run.index` between 0.90 and 0.98 is not pinned down yet).
+//! ZenML's `pipeline_snapshot` era with run numbers and indexes, from 0.95.0 (checked
+//! against stores written by 0.98). ZenML's migration chain pins what it relies on:
+//! `step_configuration.step_run_id` came in 0.91.1 (af27025fe19c), `pipeline_run.index` in
+//! 0.93.0 (6e4eb89f632d), `pipeline_run.exception_info` in 0.93.2 (0e5c99d02aa7) and the
+//! `step_run (project_id, pipeline_run_id, ...)` index the step counts use in 0.95.0
+//! (c465032f0ec0). Releases 0.91 to 0.94 are read with the early snapshot mapping (`v0_90`).
 //!
 //! - A run's compiled configuration is its `pipeline_snapshot.pipeline_configuration`
 //!   (or, for runs without a snapshot, `pipeline_run.pipeline_configuration`).
@@ -11,8 +15,7 @@
 //!   `project_id`: without it SQLite cannot use the index and scans every step run.
 
 use super::{
-    JoinSql, RUN_CONFIG, RUN_IS_CACHED, RUN_PARAMETERS, RUN_TAGS, SchemaMapping, TableSql, col,
-    joined, window,
+    JoinSql, RUN_CONFIG, RUN_PARAMETERS, RUN_TAGS, SchemaMapping, TableSql, col, joined, window,
 };
 
 const STEP_CONFIG: &str = "COALESCE(scd.config, scs.config, s.step_configuration)";
@@ -21,8 +24,8 @@ const FIRST_RUN_START: &str =
     "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id)";
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
-    name: "pipeline_snapshot era with run index (ZenML 0.98+)",
-    since: (0, 98, 0),
+    name: "pipeline_snapshot era with run index (ZenML 0.95+)",
+    since: (0, 95, 0),
     versions: &["0.98.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
@@ -32,6 +35,7 @@ pub(super) const PIPELINES: TableSql = TableSql {
     from: "pipeline p",
     joins: &[],
     filter: None,
+    missing: &[],
     columns: &[
         col("pipeline_id", "p.id"),
         col("pipeline_name", "p.name"),
@@ -82,6 +86,7 @@ const RUNS: TableSql = TableSql {
         },
     ],
     filter: None,
+    missing: &[],
     columns: &[
         col("run_id", "r.id"),
         col("run_name", "r.name"),
@@ -94,7 +99,7 @@ const RUNS: TableSql = TableSql {
         col("duration_s", duration_s!("r.start_time", "r.end_time")),
         col("run_index", "r.\"index\" - 1"),
         joined("run_rindex", "r.\"index\" - 1 - rc.n", &["rc"]),
-        col("is_cached", RUN_IS_CACHED),
+        col("is_cached", run_is_cached!("project_id")),
         joined("git_sha", "cr.\"commit\"", &["cr"]),
         col("tags", RUN_TAGS),
         joined("parameters", RUN_PARAMETERS, &["sn"]),
@@ -132,6 +137,7 @@ const STEPS: TableSql = TableSql {
         },
     ],
     filter: None,
+    missing: &[],
     columns: &[
         col("step_id", "s.id"),
         col("step_name", "s.name"),
@@ -208,6 +214,7 @@ pub(super) const OUTPUTS: TableSql = TableSql {
         },
     ],
     filter: None,
+    missing: &[],
     columns: &[
         col("output_id", "o.artifact_id"),
         col("output_name", "o.name"),
@@ -236,6 +243,7 @@ pub(super) const INPUTS: TableSql = TableSql {
         needs: &[],
     }],
     filter: None,
+    missing: &[],
     columns: &[
         col("step_id", "i.step_id"),
         joined("step_name", "s.name", &["s"]),
@@ -256,6 +264,7 @@ pub(super) const METADATA: TableSql = TableSql {
          WHERE mr2.resource_id = mr.resource_id AND mr2.resource_type = mr.resource_type AND m2.key = m.key \
          AND (m2.created > m.created OR (m2.created = m.created AND m2.id > m.id)))",
     ),
+    missing: &[],
     columns: &[
         col(
             "resource_type",

@@ -1,0 +1,108 @@
+//! ZenML's `workspace` era (0.60 to 0.75), checked against stores written by 0.60 and 0.71.
+//!
+//! Like the first project era (`v0_80`), with step configurations in the deployment, except:
+//! - Everything is scoped by `workspace_id` (renamed `project_id` by migration 12eff0206201,
+//!   first released in 0.80.0).
+//! - Before 0.71.0, metadata rows name their resource themselves (`run_metadata.resource_id`,
+//!   `resource_type`); migration cc269488e5a9 moved that into `run_metadata_resource`.
+//! - Before 0.62.0, `pipeline` has one row per pipeline version and no `description`
+//!   (migration b59aa68fdb1f, "Simplify pipelines").
+//! - No `status_reason`, step `exception_info` or artifact `content_hash` (see `v0_80`).
+
+use super::v0_98::{INPUTS, OUTPUTS, PIPELINES};
+use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+
+pub static MAPPING: SchemaMapping = SchemaMapping {
+    name: "workspace era, metadata on its own rows (ZenML 0.60 to 0.61)",
+    since: (0, 60, 0),
+    versions: &["0.60.0"],
+    tables: &[
+        TableSql {
+            missing: &["description"],
+            ..PIPELINES
+        },
+        RUNS_WITHOUT_REASON,
+        STEPS_WITHOUT_EXCEPTION,
+        OUTPUTS_WITHOUT_HASH,
+        INPUTS,
+        METADATA,
+    ],
+};
+
+/// 0.62.0 to 0.70.x: one `pipeline` row per pipeline, with a description. Untested.
+pub static MAPPING_0_62_0: SchemaMapping = SchemaMapping {
+    name: "workspace era, metadata on its own rows (ZenML 0.62 to 0.70)",
+    since: (0, 62, 0),
+    versions: &[],
+    tables: &[
+        PIPELINES,
+        RUNS_WITHOUT_REASON,
+        STEPS_WITHOUT_EXCEPTION,
+        OUTPUTS_WITHOUT_HASH,
+        INPUTS,
+        METADATA,
+    ],
+};
+
+/// 0.71.0 to 0.75.x: metadata linked through `run_metadata_resource`, as from 0.80 on (whose
+/// client also lists a run's steps' metadata with it). Checked against 0.71.0.
+pub static MAPPING_0_71_0: SchemaMapping = SchemaMapping {
+    name: "workspace era, metadata through resource links (ZenML 0.71 to 0.75)",
+    since: (0, 71, 0),
+    versions: &["0.71.0"],
+    tables: &[
+        PIPELINES,
+        RUNS_WITHOUT_REASON,
+        STEPS_WITHOUT_EXCEPTION,
+        OUTPUTS_WITHOUT_HASH,
+        INPUTS,
+        super::v0_80::METADATA,
+    ],
+};
+
+const RUNS_WITHOUT_REASON: TableSql = TableSql {
+    missing: &["status_reason"],
+    ..RUNS
+};
+const STEPS_WITHOUT_EXCEPTION: TableSql = TableSql {
+    missing: &["exception"],
+    ..STEPS
+};
+const OUTPUTS_WITHOUT_HASH: TableSql = TableSql {
+    missing: &["content_hash"],
+    ..OUTPUTS
+};
+
+runs_and_steps_without_index!(
+    "workspace_id",
+    "LEFT JOIN pipeline_deployment sn ON sn.id = r.deployment_id",
+    "LEFT JOIN pipeline_deployment scs ON scs.id = s.deployment_id",
+    "COALESCE(json_extract(scs.step_configurations, '$.\"' || s.name || '\"'), s.step_configuration)",
+    "$.config.parameters"
+);
+
+/// Metadata rows that name their resource; the latest value of each key, as in every era.
+const METADATA: TableSql = TableSql {
+    table: "metadata",
+    from: "run_metadata m",
+    joins: &[],
+    filter: Some(
+        "NOT EXISTS (SELECT 1 FROM run_metadata m2 WHERE m2.resource_id = m.resource_id \
+         AND m2.resource_type = m.resource_type AND m2.key = m.key \
+         AND (m2.created > m.created OR (m2.created = m.created AND m2.id > m.id)))",
+    ),
+    missing: &["publisher_step_id"],
+    columns: &[
+        col(
+            "resource_type",
+            "CASE m.resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' \
+             WHEN 'artifact_version' THEN 'output' ELSE m.resource_type END",
+        ),
+        col("resource_id", "m.resource_id"),
+        col("key", "m.key"),
+        col("value", "m.value"),
+        col("value_type", "m.type"),
+        col("publisher_step_id", "NULL"),
+        col("created", "m.created"),
+    ],
+};
