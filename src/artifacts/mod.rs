@@ -4,6 +4,7 @@
 //! | materializer | file | rows |
 //! |---|---|---|
 //! | `PandasMaterializer` | `df.parquet.gzip` | the DataFrame's own columns and types |
+//! | `PandasMaterializer` without pyarrow | `df.csv` | the DataFrame's columns, typed as pandas' `read_csv` would (integers, floats, booleans, else text) |
 //! | `NumpyMaterializer` | `data.npy` | 1-D: `index`, `value`; 2-D: `row`, `c0`, `c1`, ... (one column per array column) |
 //! | `BuiltInMaterializer`, `BuiltInContainerMaterializer` | `data.json` | a scalar: one `value`; a list: `index`, `value`; a dict: `key`, `value` |
 //!
@@ -104,13 +105,12 @@ pub fn read_table(files: &OutputFiles, root: &ArtifactRoot) -> Result<RecordBatc
     let dir = local_dir(files, root)?;
     match materializer_name(&files.materializer) {
         "PandasMaterializer" => {
+            // ZenML writes Parquet when pyarrow is installed, else CSV; it reads whichever
+            // exists, Parquet first.
             let path = dir.join("df.parquet.gzip");
-            if !path.exists() && dir.join("df.csv.gzip").exists() {
-                return Err(read_error(
-                    files,
-                    &dir.join("df.csv.gzip"),
-                    "DataFrames ZenML saved as CSV are not supported yet",
-                ));
+            let csv = dir.join("df.csv");
+            if !path.exists() && csv.exists() {
+                return read_csv(files, &csv);
             }
             read_parquet(files, &path)
         }
@@ -149,6 +149,45 @@ fn read_parquet(files: &OutputFiles, path: &Path) -> Result<RecordBatch, Artifac
         .collect::<Result<_, _>>()
         .map_err(|e| read_error(files, path, e))?;
     datafusion::arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| read_error(files, path, e))
+}
+
+/// A DataFrame ZenML saved with `df.to_csv(index=True)` and loads with
+/// `pd.read_csv(index_col=0)`: the first column is the index and is dropped. Columns are
+/// typed as pandas infers them (integers, floats, booleans); anything else, dates included
+/// (pandas parses only the index as dates), stays text.
+fn read_csv(files: &OutputFiles, path: &Path) -> Result<RecordBatch, ArtifactError> {
+    use datafusion::arrow::csv::{ReaderBuilder, reader::Format};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    let open = || std::fs::File::open(path).map_err(|e| read_error(files, path, e));
+    let format = Format::default().with_header(true);
+    let (inferred, _) = format
+        .infer_schema(open()?, None)
+        .map_err(|e| read_error(files, path, e))?;
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Int64 | DataType::Float64 | DataType::Boolean => f.as_ref().clone(),
+            _ => Field::new(f.name(), DataType::Utf8, true),
+        })
+        .collect();
+    if fields.is_empty() {
+        return Err(read_error(files, path, "no header row"));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let reader = ReaderBuilder::new(Arc::clone(&schema))
+        .with_format(format)
+        .build(open()?)
+        .map_err(|e| read_error(files, path, e))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read_error(files, path, e))?;
+    let all = datafusion::arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| read_error(files, path, e))?;
+    let without_index: Vec<usize> = (1..schema.fields().len()).collect();
+    all.project(&without_index)
         .map_err(|e| read_error(files, path, e))
 }
 

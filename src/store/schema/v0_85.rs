@@ -1,5 +1,5 @@
 //! ZenML's `pipeline_deployment` era with a `step_configuration` table (0.83.1 to 0.89),
-//! checked against stores written by 0.85. Release boundaries come from ZenML's own
+//! checked against stores written by 0.83.1 and 0.85. Release boundaries come from ZenML's own
 //! migration chain (`zenml/zen_stores/migrations/versions`).
 //!
 //! What differs from the snapshot era (`v0_98`), whose other tables this era shares:
@@ -20,11 +20,11 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
 };
 
 /// 0.83.1 (the `step_configuration` table) to 0.84.0: no step `exception_info` (0.84.1),
-/// no run `status_reason` or artifact `content_hash` (0.85.0). Untested: no fixture.
+/// no run `status_reason` or artifact `content_hash` (0.85.0). Checked against 0.83.1.
 pub static MAPPING_0_83_1: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era, before step exceptions (ZenML 0.83.1 to 0.84.0)",
     since: (0, 83, 1),
-    versions: &[],
+    versions: &["0.83.1"],
     tables: &[
         PIPELINES,
         TableSql {
