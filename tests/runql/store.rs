@@ -318,3 +318,21 @@ fn a_schema_unlike_its_mapping_is_named_not_dumped() {
         "no generated SQL in the message: {error}"
     );
 }
+
+#[test]
+fn every_fixture_release_is_listed_as_verified() {
+    // A fixture proves its release: `--info` must say so, and name a mapping.
+    for dir in all_fixture_dirs() {
+        let info = stdout_ok(
+            runql()
+                .arg("--store")
+                .arg(dir.join("zenml.db"))
+                .arg("--info"),
+        );
+        assert!(
+            info.contains("this release: verified"),
+            "{}: {info}",
+            dir.display()
+        );
+    }
+}

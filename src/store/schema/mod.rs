@@ -66,7 +66,8 @@ macro_rules! import_path {
 /// recorded run exceptions: runs are numbered by creation and `exception` is NULL. Eras
 /// differ in where configurations live: `sn` is joined for the run's, `scs` for the step's,
 /// `$step_config` is the step's configuration JSON read through them and `$step_parameters`
-/// the JSON path of its parameters in it; `$scope` is the tenant column (see `run_is_cached`).
+/// its parameters (JSON text, NULL when none); `$scope` is the tenant column (see
+/// `run_is_cached`).
 macro_rules! runs_and_steps_without_index {
     (
         $scope:literal,
@@ -180,13 +181,7 @@ macro_rules! runs_and_steps_without_index {
                 ),
                 joined(
                     "parameters",
-                    concat!(
-                        "COALESCE(json_extract(",
-                        $step_config,
-                        ", '",
-                        $step_parameters,
-                        "'), '{}')"
-                    ),
+                    concat!("COALESCE(", $step_parameters, ", '{}')"),
                     &["scs"],
                 ),
                 joined("config", $step_config, &["scs"]),
@@ -310,7 +305,7 @@ pub(crate) const fn window(
 /// Every mapping runql knows, oldest era first.
 pub static MAPPINGS: &[&SchemaMapping] = &[
     &v0_60::MAPPING,
-    &v0_60::MAPPING_0_62_0,
+    &v0_60::MAPPING_0_63_0,
     &v0_60::MAPPING_0_71_0,
     &v0_80::MAPPING,
     &v0_85::MAPPING_0_83_1,
@@ -386,15 +381,16 @@ mod tests {
         assert_eq!(mapping_for("0.80.0").unwrap().1, Fit::Verified);
         // Each release falls in the era its migrations put it in, untested unless verified.
         for (release, since) in [
+            ("0.63.0", (0, 63, 0)),
+            ("0.74.0", (0, 71, 0)),
             ("0.80.2", (0, 80, 0)),
             ("0.83.0", (0, 80, 0)),
             ("0.83.2", (0, 83, 1)),
-            ("0.84.0", (0, 83, 1)),
-            ("0.84.3", (0, 84, 1)),
+            ("0.84.2", (0, 84, 1)),
             ("0.87.0", (0, 85, 0)),
-            ("0.93.1", (0, 90, 0)),
-            ("0.94.6", (0, 90, 0)),
-            ("0.95.0", (0, 95, 0)),
+            ("0.91.1", (0, 90, 0)),
+            ("0.94.5", (0, 90, 0)),
+            ("0.96.0", (0, 95, 0)),
             ("0.98.1", (0, 95, 0)),
             // Newer than any: the newest era.
             ("1.2.0", (0, 95, 0)),

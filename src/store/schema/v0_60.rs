@@ -5,7 +5,7 @@
 //!   first released in 0.80.0).
 //! - Before 0.71.0, metadata rows name their resource themselves (`run_metadata.resource_id`,
 //!   `resource_type`); migration cc269488e5a9 moved that into `run_metadata_resource`.
-//! - Before 0.62.0, `pipeline` has one row per pipeline version and no `description`
+//! - Before 0.63.0, `pipeline` has one row per pipeline version and no `description`
 //!   (migration b59aa68fdb1f, "Simplify pipelines").
 //! - No `status_reason`, step `exception_info` or artifact `content_hash` (see `v0_80`).
 
@@ -13,9 +13,9 @@ use super::v0_98::{INPUTS, OUTPUTS, PIPELINES};
 use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
-    name: "workspace era, metadata on its own rows (ZenML 0.60 to 0.61)",
+    name: "workspace era, pipeline versions (ZenML 0.60 to 0.62)",
     since: (0, 60, 0),
-    versions: &["0.60.0"],
+    versions: &["0.60.0", "0.61.0", "0.62.0"],
     tables: &[
         TableSql {
             missing: &["description"],
@@ -29,11 +29,11 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
     ],
 };
 
-/// 0.62.0 to 0.70.x: one `pipeline` row per pipeline, with a description. Untested.
-pub static MAPPING_0_62_0: SchemaMapping = SchemaMapping {
-    name: "workspace era, metadata on its own rows (ZenML 0.62 to 0.70)",
-    since: (0, 62, 0),
-    versions: &[],
+/// 0.63.0 to 0.70.x: one `pipeline` row per pipeline, with a description.
+pub static MAPPING_0_63_0: SchemaMapping = SchemaMapping {
+    name: "workspace era, metadata on its own rows (ZenML 0.63 to 0.70)",
+    since: (0, 63, 0),
+    versions: &["0.70.0"],
     tables: &[
         PIPELINES,
         RUNS_WITHOUT_REASON,
@@ -49,7 +49,7 @@ pub static MAPPING_0_62_0: SchemaMapping = SchemaMapping {
 pub static MAPPING_0_71_0: SchemaMapping = SchemaMapping {
     name: "workspace era, metadata through resource links (ZenML 0.71 to 0.75)",
     since: (0, 71, 0),
-    versions: &["0.71.0"],
+    versions: &["0.71.0", "0.75.0"],
     tables: &[
         PIPELINES,
         RUNS_WITHOUT_REASON,
@@ -78,7 +78,9 @@ runs_and_steps_without_index!(
     "LEFT JOIN pipeline_deployment sn ON sn.id = r.deployment_id",
     "LEFT JOIN pipeline_deployment scs ON scs.id = s.deployment_id",
     "COALESCE(json_extract(scs.step_configurations, '$.\"' || s.name || '\"'), s.step_configuration)",
-    "$.config.parameters"
+    // 0.60 to 0.81 keep a step's parameters in its `config`, 0.82 in its overrides.
+    "COALESCE(json_extract(scs.step_configurations, '$.\"' || s.name || '\".step_config_overrides.parameters'), \
+     json_extract(scs.step_configurations, '$.\"' || s.name || '\".config.parameters'))"
 );
 
 /// Metadata rows that name their resource; the latest value of each key, as in every era.

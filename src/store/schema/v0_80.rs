@@ -14,7 +14,7 @@ use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era, step configurations in the deployment (ZenML 0.80 to 0.83.0)",
     since: (0, 80, 0),
-    versions: &["0.80.0"],
+    versions: &["0.80.0", "0.82.1"],
     tables: &[
         PIPELINES,
         TableSql {
@@ -39,8 +39,9 @@ runs_and_steps_without_index!(
     "LEFT JOIN pipeline_deployment sn ON sn.id = r.deployment_id",
     "LEFT JOIN pipeline_deployment scs ON scs.id = s.deployment_id",
     "COALESCE(json_extract(scs.step_configurations, '$.\"' || s.name || '\"'), s.step_configuration)",
-    // Before the split, a step's own parameters sit in its `config`, not in overrides.
-    "$.config.parameters"
+    // 0.60 to 0.81 keep a step's parameters in its `config`, 0.82 in its overrides.
+    "COALESCE(json_extract(scs.step_configurations, '$.\"' || s.name || '\".step_config_overrides.parameters'), \
+     json_extract(scs.step_configurations, '$.\"' || s.name || '\".config.parameters'))"
 );
 
 /// ZenML's client of this era shows a run's metadata together with its steps' metadata, keyed

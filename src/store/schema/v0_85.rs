@@ -24,7 +24,7 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
 pub static MAPPING_0_83_1: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era, before step exceptions (ZenML 0.83.1 to 0.84.0)",
     since: (0, 83, 1),
-    versions: &["0.83.1"],
+    versions: &["0.83.1", "0.84.0"],
     tables: &[
         PIPELINES,
         TableSql {
@@ -49,7 +49,7 @@ pub static MAPPING_0_83_1: SchemaMapping = SchemaMapping {
 pub static MAPPING_0_84_1: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era, before run status reasons (ZenML 0.84.1 to 0.84.3)",
     since: (0, 84, 1),
-    versions: &[],
+    versions: &["0.84.1", "0.84.3"],
     tables: &[
         PIPELINES,
         TableSql {
@@ -71,5 +71,5 @@ runs_and_steps_without_index!(
     "LEFT JOIN pipeline_deployment sn ON sn.id = r.deployment_id",
     "LEFT JOIN step_configuration scs ON scs.deployment_id = s.deployment_id AND scs.name = s.name",
     "COALESCE(scs.config, s.step_configuration)",
-    "$.step_config_overrides.parameters"
+    "json_extract(COALESCE(scs.config, s.step_configuration), '$.step_config_overrides.parameters')"
 );

@@ -11,7 +11,7 @@ use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "early pipeline_snapshot era (ZenML 0.90 to 0.94)",
     since: (0, 90, 0),
-    versions: &["0.90.0"],
+    versions: &["0.90.0", "0.92.0", "0.93.0", "0.93.1", "0.93.2", "0.94.6"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
@@ -20,5 +20,5 @@ runs_and_steps_without_index!(
     "LEFT JOIN pipeline_snapshot sn ON sn.id = r.snapshot_id",
     "LEFT JOIN step_configuration scs ON scs.snapshot_id = s.snapshot_id AND scs.name = s.name",
     "COALESCE(scs.config, s.step_configuration)",
-    "$.step_config_overrides.parameters"
+    "json_extract(COALESCE(scs.config, s.step_configuration), '$.step_config_overrides.parameters')"
 );

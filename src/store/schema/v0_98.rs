@@ -26,7 +26,7 @@ const FIRST_RUN_START: &str =
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_snapshot era with run index (ZenML 0.95+)",
     since: (0, 95, 0),
-    versions: &["0.98.0"],
+    versions: &["0.95.0", "0.98.0"],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
