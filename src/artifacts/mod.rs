@@ -10,15 +10,23 @@
 //!
 //! Anything else (pickled models, custom materializers) is an error that names the
 //! materializer and the data type: runql never guesses at bytes.
+//!
+//! Files are read from local artifact stores and from S3, GCS and Azure ones
+//! (see [`location`]); `--artifact-root` points at where a local store's files are now.
 
 mod builtin;
+mod location;
 mod npy;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchReader};
+use datafusion::error::DataFusionError;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use location::Location;
 
 /// Environment variable naming where the artifact store's files are now.
 pub const ARTIFACT_ROOT_ENV: &str = "RUNQL_ARTIFACT_ROOT";
@@ -45,55 +53,55 @@ pub enum ArtifactError {
     #[error("output {output_id}: {path}: {reason}")]
     Read {
         output_id: String,
-        path: PathBuf,
+        /// A local path or a URL.
+        path: String,
         reason: String,
     },
-    #[error(
-        "output {output_id}: artifact store {uri} is remote; runql reads local artifact stores (see --artifact-root)"
-    )]
-    Remote { output_id: String, uri: String },
+    #[error("output {output_id}: artifact store {uri}: {reason}")]
+    Store {
+        output_id: String,
+        uri: String,
+        reason: String,
+    },
 }
 
 /// Where local artifact stores are now, when they moved since ZenML wrote them (a copied
-/// store, a mounted volume): their files are looked up under this folder instead.
+/// store, a mounted volume, a bucket they were uploaded to): a folder or an `s3://`, `gs://`
+/// or `az://` URL their files are looked up under instead.
 #[derive(Debug, Clone, Default)]
-pub struct ArtifactRoot(Option<PathBuf>);
+pub struct ArtifactRoot(Option<String>);
 
 impl ArtifactRoot {
-    pub fn new(root: Option<PathBuf>) -> Self {
+    pub fn new(root: Option<String>) -> Self {
         Self(root.or_else(|| {
-            std::env::var_os(ARTIFACT_ROOT_ENV)
+            std::env::var(ARTIFACT_ROOT_ENV)
+                .ok()
                 .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
         }))
     }
 
-    /// The local folder of `uri`. ZenML's local artifact store lives at
+    /// Where `uri` is now. ZenML's local artifact store lives at
     /// `.../local_stores/<store id>/`; with a root set, what follows goes under the root.
-    pub fn resolve(&self, uri: &str) -> Option<PathBuf> {
-        if uri.contains("://") && !uri.starts_with("file://") {
-            return None;
-        }
+    /// Remote URIs are read where they are.
+    pub fn resolve(&self, uri: &str) -> String {
         let path = uri.strip_prefix("file://").unwrap_or(uri);
         if let Some(root) = &self.0
+            && !path.contains("://")
             && let Some(at) = path.find("/local_stores/")
             && let Some((_, rest)) = path[at + "/local_stores/".len()..].split_once('/')
         {
-            return Some(root.join(rest));
+            return format!("{}/{rest}", root.trim_end_matches('/'));
         }
-        Some(PathBuf::from(path))
+        uri.to_string()
     }
 }
 
 /// What `output_value` needs: the built-in value as JSON text.
 pub fn read_json_value(files: &OutputFiles, root: &ArtifactRoot) -> Result<String, ArtifactError> {
-    let dir = local_dir(files, root)?;
+    let dir = locate(files, root)?;
     match materializer_name(&files.materializer) {
         "BuiltInMaterializer" | "BuiltInContainerMaterializer" => {
-            let path = dir.join("data.json");
-            let text = read_file(files, &path)?;
-            let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| read_error(files, &path, e))?;
+            let value = read_json(files, &dir)?;
             Ok(value.to_string())
         }
         _ => Err(unsupported(files)),
@@ -102,69 +110,62 @@ pub fn read_json_value(files: &OutputFiles, root: &ArtifactRoot) -> Result<Strin
 
 /// The output's contents as one record batch.
 pub fn read_table(files: &OutputFiles, root: &ArtifactRoot) -> Result<RecordBatch, ArtifactError> {
-    let dir = local_dir(files, root)?;
+    let dir = locate(files, root)?;
     match materializer_name(&files.materializer) {
         "PandasMaterializer" => {
             // ZenML writes Parquet when pyarrow is installed, else CSV; it reads whichever
             // exists, Parquet first.
-            let path = dir.join("df.parquet.gzip");
-            let csv = dir.join("df.csv");
-            if !path.exists() && csv.exists() {
-                return read_csv(files, &csv);
+            if !dir.exists(PARQUET) && dir.exists(CSV) {
+                let bytes = read_bytes(files, &dir, CSV)?;
+                return read_csv(&bytes).map_err(|e| read_error(files, &dir, CSV, e));
             }
-            read_parquet(files, &path)
+            let bytes = read_bytes(files, &dir, PARQUET)?;
+            read_parquet(bytes).map_err(|e| read_error(files, &dir, PARQUET, e))
         }
         "NumpyMaterializer" => {
-            let path = dir.join("data.npy");
-            let bytes = std::fs::read(&path).map_err(|e| read_error(files, &path, e))?;
-            npy::to_batch(&bytes).map_err(|e| read_error(files, &path, e))
+            let bytes = read_bytes(files, &dir, NPY)?;
+            npy::to_batch(&bytes).map_err(|e| read_error(files, &dir, NPY, e))
         }
         "BuiltInMaterializer" | "BuiltInContainerMaterializer" => {
-            let path = dir.join("data.json");
-            let text = read_file(files, &path)?;
-            let value: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| read_error(files, &path, e))?;
-            builtin::to_batch(&value).map_err(|e| read_error(files, &path, e))
+            let value = read_json(files, &dir)?;
+            builtin::to_batch(&value).map_err(|e| read_error(files, &dir, JSON, e))
         }
         _ => Err(unsupported(files)),
     }
 }
 
-fn read_parquet(files: &OutputFiles, path: &Path) -> Result<RecordBatch, ArtifactError> {
-    let file = std::fs::File::open(path).map_err(|e| read_error(files, path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| read_error(files, path, e))?;
+const PARQUET: &str = "df.parquet.gzip";
+const CSV: &str = "df.csv";
+const NPY: &str = "data.npy";
+const JSON: &str = "data.json";
+
+fn read_json(files: &OutputFiles, dir: &Location) -> Result<serde_json::Value, ArtifactError> {
+    let bytes = read_bytes(files, dir, JSON)?;
+    serde_json::from_slice(&bytes).map_err(|e| read_error(files, dir, JSON, e))
+}
+
+fn read_parquet(bytes: Vec<u8>) -> Result<RecordBatch, DataFusionError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     let schema = reader.schema();
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_error(files, path, e))?;
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
     // pandas writes its index and dtypes as schema metadata; the rows are what matter here.
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
-        schema.fields().clone(),
-    ));
+    let schema = Arc::new(Schema::new(schema.fields().clone()));
     let batches: Vec<RecordBatch> = batches
         .into_iter()
         .map(|b| b.with_schema(Arc::clone(&schema)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| read_error(files, path, e))?;
-    datafusion::arrow::compute::concat_batches(&schema, &batches)
-        .map_err(|e| read_error(files, path, e))
+        .collect::<Result<_, _>>()?;
+    Ok(concat_batches(&schema, &batches)?)
 }
 
 /// A DataFrame ZenML saved with `df.to_csv(index=True)` and loads with
 /// `pd.read_csv(index_col=0)`: the first column is the index and is dropped. Columns are
 /// typed as pandas infers them (integers, floats, booleans); anything else, dates included
 /// (pandas parses only the index as dates), stays text.
-fn read_csv(files: &OutputFiles, path: &Path) -> Result<RecordBatch, ArtifactError> {
+fn read_csv(bytes: &[u8]) -> Result<RecordBatch, DataFusionError> {
     use datafusion::arrow::csv::{ReaderBuilder, reader::Format};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-    let open = || std::fs::File::open(path).map_err(|e| read_error(files, path, e));
     let format = Format::default().with_header(true);
-    let (inferred, _) = format
-        .infer_schema(open()?, None)
-        .map_err(|e| read_error(files, path, e))?;
+    let (inferred, _) = format.infer_schema(std::io::Cursor::new(bytes), None)?;
     let fields: Vec<Field> = inferred
         .fields()
         .iter()
@@ -174,39 +175,40 @@ fn read_csv(files: &OutputFiles, path: &Path) -> Result<RecordBatch, ArtifactErr
         })
         .collect();
     if fields.is_empty() {
-        return Err(read_error(files, path, "no header row"));
+        return Err(DataFusionError::Execution("no header row".into()));
     }
     let schema = Arc::new(Schema::new(fields));
     let reader = ReaderBuilder::new(Arc::clone(&schema))
         .with_format(format)
-        .build(open()?)
-        .map_err(|e| read_error(files, path, e))?;
-    let batches = reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_error(files, path, e))?;
-    let all = datafusion::arrow::compute::concat_batches(&schema, &batches)
-        .map_err(|e| read_error(files, path, e))?;
+        .build(std::io::Cursor::new(bytes))?;
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    let all = concat_batches(&schema, &batches)?;
     let without_index: Vec<usize> = (1..schema.fields().len()).collect();
-    all.project(&without_index)
-        .map_err(|e| read_error(files, path, e))
+    Ok(all.project(&without_index)?)
 }
 
-fn local_dir(files: &OutputFiles, root: &ArtifactRoot) -> Result<PathBuf, ArtifactError> {
-    root.resolve(&files.uri)
-        .ok_or_else(|| ArtifactError::Remote {
-            output_id: files.output_id.clone(),
-            uri: files.uri.clone(),
-        })
+fn locate(files: &OutputFiles, root: &ArtifactRoot) -> Result<Location, ArtifactError> {
+    let uri = root.resolve(&files.uri);
+    Location::parse(&uri).map_err(|reason| ArtifactError::Store {
+        output_id: files.output_id.clone(),
+        uri,
+        reason,
+    })
 }
 
-fn read_file(files: &OutputFiles, path: &Path) -> Result<String, ArtifactError> {
-    std::fs::read_to_string(path).map_err(|e| read_error(files, path, e))
+fn read_bytes(files: &OutputFiles, dir: &Location, name: &str) -> Result<Vec<u8>, ArtifactError> {
+    dir.read(name).map_err(|e| read_error(files, dir, name, e))
 }
 
-fn read_error(files: &OutputFiles, path: &Path, reason: impl std::fmt::Display) -> ArtifactError {
+fn read_error(
+    files: &OutputFiles,
+    dir: &Location,
+    name: &str,
+    reason: impl std::fmt::Display,
+) -> ArtifactError {
     ArtifactError::Read {
         output_id: files.output_id.clone(),
-        path: path.to_path_buf(),
+        path: dir.describe(name),
         reason: reason.to_string(),
     }
 }
@@ -230,15 +232,18 @@ mod tests {
 
     #[test]
     fn moved_local_stores_resolve_under_the_root() {
-        let root = ArtifactRoot(Some(PathBuf::from("/data/artifacts")));
+        let root = ArtifactRoot(Some("/data/artifacts".into()));
         assert_eq!(
             root.resolve("/tmp/x/config/local_stores/ccb3/step_1/X/abc/123"),
-            Some(PathBuf::from("/data/artifacts/step_1/X/abc/123"))
+            "/data/artifacts/step_1/X/abc/123"
         );
+        let bucket = ArtifactRoot(Some("s3://team-bucket/zenml/".into()));
         assert_eq!(
-            ArtifactRoot(None).resolve("/a/b"),
-            Some(PathBuf::from("/a/b"))
+            bucket.resolve("/tmp/x/config/local_stores/ccb3/step_1/X/abc/123"),
+            "s3://team-bucket/zenml/step_1/X/abc/123"
         );
-        assert_eq!(root.resolve("s3://bucket/x"), None);
+        assert_eq!(ArtifactRoot(None).resolve("/a/b"), "/a/b");
+        // Remote URIs are read where they are.
+        assert_eq!(root.resolve("s3://bucket/x"), "s3://bucket/x");
     }
 }

@@ -45,10 +45,11 @@ pub struct Args {
     #[arg(long, value_name = "N", global = true)]
     pub max_rows: Option<usize>,
 
-    /// Where the local artifact store's files are now, if they moved since ZenML wrote them
-    /// (read_output, output_value) [default: $RUNQL_ARTIFACT_ROOT, else the paths ZenML recorded]
-    #[arg(long, value_name = "DIR", global = true)]
-    pub artifact_root: Option<PathBuf>,
+    /// Where the local artifact store's files are now, if they moved since ZenML wrote them:
+    /// a folder or an s3://, gs:// or az:// URL (read_output, output_value)
+    /// [default: $RUNQL_ARTIFACT_ROOT, else the paths ZenML recorded]
+    #[arg(long, value_name = "DIR|URL", global = true)]
+    pub artifact_root: Option<String>,
 
     /// A folder of your own reports (NAME.sql), beside the built-in ones
     #[arg(long, value_name = "DIR", global = true)]

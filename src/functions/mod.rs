@@ -23,6 +23,20 @@ pub fn register(
 }
 
 /// Only the JSON functions: for sessions without a store (an export folder).
+///
+/// Besides `datafusion-functions-json`'s own, `json_as_float`, `json_as_int` and
+/// `json_as_bool` read a whole JSON document as a typed value (`json_as_float('0.8')` is
+/// 0.8): they are `json_get_*` with no path, under the names a metric query reads best with,
+/// `json_as_float(output_value(o.output_id))`.
 pub fn register_json(ctx: &mut SessionContext) -> Result<()> {
-    datafusion_functions_json::register_all(ctx)
+    datafusion_functions_json::register_all(ctx)?;
+    for (get, alias) in [
+        ("json_get_float", "json_as_float"),
+        ("json_get_int", "json_as_int"),
+        ("json_get_bool", "json_as_bool"),
+    ] {
+        let udf = datafusion::execution::FunctionRegistry::udf(&*ctx, get)?;
+        ctx.register_udf(udf.as_ref().clone().with_aliases([alias]));
+    }
+    Ok(())
 }

@@ -149,3 +149,40 @@ pub fn stdout_ok(cmd: &mut Command) -> String {
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
+
+/// A Python that can import `module`: `$RUNQL_PYTHON` (set by .ci/run), python3, or the venv
+/// .ci/run makes under ~/.cache/runql, into which `package` is installed if need be, so
+/// `cargo test` alone works on a fresh machine that reaches PyPI.
+pub fn python_with(module: &str, package: &str) -> String {
+    let imports = |python: &str| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let home = std::env::var("HOME").expect("HOME");
+    let venv = Path::new(&home).join(".cache/runql/venvs/ci");
+    let venv_python = venv.join("bin/python").display().to_string();
+    let candidates = [
+        std::env::var("RUNQL_PYTHON").ok(),
+        Some("python3".to_string()),
+        Some(venv_python.clone()),
+    ];
+    if let Some(python) = candidates.into_iter().flatten().find(|p| imports(p)) {
+        return python;
+    }
+    if !Path::new(&venv_python).exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(made.success(), "cannot make a venv at {}", venv.display());
+    }
+    let installed = Command::new(&venv_python)
+        .args(["-m", "pip", "install", "--quiet", package])
+        .status()
+        .unwrap();
+    assert!(installed.success(), "cannot pip install {package}");
+    venv_python
+}

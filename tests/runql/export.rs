@@ -6,42 +6,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// A Python that has pyarrow: `$RUNQL_PYTHON` (set by .ci/run), else python3 if it has it,
-/// else a venv made once under ~/.cache/runql (as .ci/run makes it), so `cargo test` alone
-/// works on a fresh machine that reaches PyPI.
-fn python_with_pyarrow() -> String {
-    if let Ok(python) = std::env::var("RUNQL_PYTHON") {
-        return python;
-    }
-    let has_pyarrow = |python: &str| {
-        std::process::Command::new(python)
-            .args(["-c", "import pyarrow"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has_pyarrow("python3") {
-        return "python3".to_string();
-    }
-    let home = std::env::var("HOME").expect("HOME");
-    let venv = Path::new(&home).join(".cache/runql/venvs/ci");
-    let python = venv.join("bin/python").display().to_string();
-    if !has_pyarrow(&python) {
-        let made = std::process::Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(made.success(), "cannot make a venv at {}", venv.display());
-        let installed = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "pyarrow"])
-            .status()
-            .unwrap();
-        assert!(installed.success(), "cannot pip install pyarrow");
-    }
-    python
-}
-
 /// The same rows, in any order, each as often.
 fn same_rows(a: Vec<Value>, b: Vec<Value>) -> bool {
     let key = |rows: Vec<Value>| {
@@ -141,7 +105,7 @@ fn pyarrow_reads_the_export() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let python = python_with_pyarrow();
+    let python = python_with("pyarrow", "pyarrow");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export_check.py");
     let output = std::process::Command::new(&python)
         .arg(script)

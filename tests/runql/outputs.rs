@@ -91,16 +91,22 @@ fn every_readable_output_equals_zenml_load() {
     // (0.60 saved DataFrames as CSV where pyarrow did not load).
     for dir in all_fixture_dirs() {
         let golden = golden_of(&dir);
-        let kinds = outputs_equal_zenml_load(&dir, &golden);
+        let root = dir.join("artifacts").display().to_string();
+        let kinds = outputs_equal_zenml_load(&dir, &golden, &root, &[]);
         if dir == fixture_dir() {
             assert_fixture_covers(&kinds);
         }
     }
 }
 
-/// Reads every output of the fixture in `dir` that ZenML could load as data and compares;
-/// returns the kinds seen.
-fn outputs_equal_zenml_load(dir: &Path, golden: &Value) -> std::collections::BTreeSet<String> {
+/// Reads every output of the fixture in `dir` that ZenML could load as data, with its files
+/// under `root` (a folder or a URL) and `env` set, and compares; returns the kinds seen.
+fn outputs_equal_zenml_load(
+    dir: &Path,
+    golden: &Value,
+    root: &str,
+    env: &[(&str, String)],
+) -> std::collections::BTreeSet<String> {
     let mut kinds = std::collections::BTreeSet::new();
     let name = dir.file_name().unwrap().to_string_lossy();
     for (id, artifact) in golden["artifacts"].as_object().unwrap() {
@@ -111,10 +117,10 @@ fn outputs_equal_zenml_load(dir: &Path, golden: &Value) -> std::collections::BTr
             continue;
         }
         let output = runql()
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("--store")
             .arg(dir.join("zenml.db"))
-            .arg("--artifact-root")
-            .arg(dir.join("artifacts"))
+            .args(["--artifact-root", root])
             .args(["--format", "json", "-c"])
             .arg(format!("SELECT * FROM read_output('{id}')"))
             .output()
@@ -415,4 +421,147 @@ fn bad_arguments() {
     assert_clean_failure(&out, &["no output 00000000-0000-0000-0000-000000000000"]);
     let out = read_output_on(&artifacts_dir(), "SELECT * FROM read_output(1, 2)");
     assert_clean_failure(&out, &["read_output takes one output id"]);
+}
+
+/// A real S3-compatible server (moto, from PyPI) on a loopback port, stopped on drop.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+    python: String,
+}
+
+impl S3Server {
+    fn start() -> Self {
+        let python = python_with("moto.server", "moto[server]");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "moto did not listen on {endpoint}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            child,
+            endpoint,
+            python,
+        }
+    }
+
+    /// The environment a user of this server sets: credentials and endpoint.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "runql".into()),
+            ("AWS_SECRET_ACCESS_KEY", "runql-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+
+    /// Uploads the files under `dir` to `s3://bucket/prefix/...` with boto3 (moto's own).
+    fn upload(&self, dir: &Path, bucket: &str, prefix: &str) {
+        let script = r#"
+import os, sys, boto3
+dir, bucket, prefix, endpoint = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint)
+s3.create_bucket(Bucket=bucket)
+for base, _, names in os.walk(dir):
+    for name in names:
+        path = os.path.join(base, name)
+        s3.upload_file(path, bucket, prefix + "/" + os.path.relpath(path, dir))
+"#;
+        let out = std::process::Command::new(&self.python)
+            .envs(self.env())
+            .args(["-c", script])
+            .arg(dir)
+            .args([bucket, prefix, &self.endpoint])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "upload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn artifacts_in_s3_read_like_local_ones() {
+    // The fixture's artifact store, uploaded to a real S3 server on loopback: every output
+    // reads back equal to ZenML's load, through object_store and the usual AWS variables.
+    let server = S3Server::start();
+    server.upload(&artifacts_dir(), "runql-artifacts", "team/zenml");
+    let env = server.env();
+    let kinds = outputs_equal_zenml_load(
+        &fixture_dir(),
+        &golden(),
+        "s3://runql-artifacts/team/zenml",
+        &env,
+    );
+    assert_fixture_covers(&kinds);
+
+    // output_value over S3 too: the metric across runs, one query.
+    let metric = |root: &str| {
+        rows_of(
+            &runql_fixture()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .args(["--artifact-root", root, "--format", "json", "-c"])
+                .arg(
+                    "SELECT r.run_name, json_as_float(output_value(o.output_id)) AS accuracy \
+                     FROM outputs o JOIN runs r USING (run_id) \
+                     WHERE o.step_name = 'evaluator' ORDER BY r.run_name",
+                )
+                .output()
+                .unwrap(),
+        )
+    };
+    let local = metric(&artifacts_dir().display().to_string());
+    assert!(!local.is_empty());
+    assert_eq!(metric("s3://runql-artifacts/team/zenml"), local);
+
+    // A key that is not there, and a bucket that is not there: one clean line each.
+    let (id, _) = golden_artifacts()
+        .into_iter()
+        .find(|(_, a)| a["kind"] == "builtin")
+        .unwrap();
+    for root in [
+        "s3://runql-artifacts/elsewhere",
+        "s3://no-such-bucket/zenml",
+    ] {
+        let output = runql_fixture()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["--artifact-root", root, "-c"])
+            .arg(format!("SELECT * FROM read_output('{id}')"))
+            .output()
+            .unwrap();
+        assert_clean_failure(&output, &[&id, root, "data.json"]);
+    }
 }

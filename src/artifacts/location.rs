@@ -1,0 +1,151 @@
+//! Where an output's files are: a local folder, or a prefix in a remote object store (S3,
+//! GCS, Azure) read through the `object_store` crate DataFusion links anyway.
+//!
+//! Remote stores take their credentials the way each cloud's own tools do, from the
+//! environment (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT`,
+//! `AZURE_STORAGE_ACCOUNT_NAME`, ...; see `object_store`'s `from_env` builders). One client
+//! per bucket is kept for the process, so reading many outputs does not reconnect each time.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme};
+use url::Url;
+
+/// An output's folder.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Local(PathBuf),
+    Remote {
+        store: Arc<dyn ObjectStore>,
+        prefix: StorePath,
+        /// The folder's URL, for messages.
+        url: String,
+    },
+}
+
+impl Location {
+    /// Local paths stay local; `scheme://...` URLs (other than `file://`) are remote.
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        match uri.split_once("://") {
+            Some(("file", path)) => Ok(Self::Local(PathBuf::from(path))),
+            Some(_) => {
+                let url = Url::parse(uri).map_err(|e| format!("not a URL: {e}"))?;
+                let (scheme, path) = ObjectStoreScheme::parse(&url).map_err(|e| e.to_string())?;
+                let prefix = StorePath::parse(path).map_err(|e| e.to_string())?;
+                Ok(Self::Remote {
+                    store: client(scheme, &url)?,
+                    prefix,
+                    url: uri.trim_end_matches('/').to_string(),
+                })
+            }
+            None => Ok(Self::Local(PathBuf::from(uri))),
+        }
+    }
+
+    /// Where file `name` of this folder is, as a path or URL.
+    pub fn describe(&self, name: &str) -> String {
+        match self {
+            Self::Local(dir) => dir.join(name).display().to_string(),
+            Self::Remote { url, .. } => format!("{url}/{name}"),
+        }
+    }
+
+    /// The bytes of file `name`.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Self::Local(dir) => std::fs::read(dir.join(name)).map_err(|e| e.to_string()),
+            Self::Remote { store, prefix, .. } => {
+                let store = Arc::clone(store);
+                let path = prefix.clone().join(name);
+                block_on(async move {
+                    let got = store.get(&path).await?;
+                    got.bytes().await
+                })
+                .map(|bytes| bytes.to_vec())
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Whether file `name` exists (an error reaching a remote store reads as "no").
+    pub fn exists(&self, name: &str) -> bool {
+        match self {
+            Self::Local(dir) => dir.join(name).exists(),
+            Self::Remote { store, prefix, .. } => {
+                let store = Arc::clone(store);
+                let path = prefix.clone().join(name);
+                block_on(async move { store.head(&path).await }).is_ok()
+            }
+        }
+    }
+}
+
+/// The client for the bucket of `url`, made once per process from the environment.
+fn client(scheme: ObjectStoreScheme, url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let bucket = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(client) = clients.get(&bucket) {
+        return Ok(Arc::clone(client));
+    }
+    let made: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::AmazonS3 => Arc::new(
+            object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        ObjectStoreScheme::GoogleCloudStorage => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        ObjectStoreScheme::MicrosoftAzure => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map_err(|e| e.to_string())?,
+        ),
+        other => return Err(format!("{other:?} artifact stores are not supported")),
+    };
+    clients.insert(bucket, Arc::clone(&made));
+    Ok(made)
+}
+
+/// Runs `fut` to completion from synchronous code (a table function's planning, a scalar
+/// function's threads), on a small runtime of its own: the caller may be a tokio worker,
+/// where starting a runtime would panic, or a plain thread, where there is none.
+fn block_on<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+    static IO: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let io = IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("runql-artifacts")
+            .enable_all()
+            .build()
+            .expect("an I/O runtime for artifact stores")
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    io.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let wait = move || {
+        rx.recv()
+            .expect("the artifact store task ends with a value")
+    };
+    match tokio::runtime::Handle::try_current() {
+        // Tell a multi-threaded runtime its worker blocks, so its other tasks move on.
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
