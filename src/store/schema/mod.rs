@@ -23,6 +23,21 @@ macro_rules! run_is_cached {
     };
 }
 
+/// ZenML's metadata resource types as runql names them (`run`, `step`, `output`), from the
+/// `resource_type` column of the table aliased `$alias`.
+macro_rules! resource_type {
+    ($alias:literal) => {
+        concat!(
+            "CASE ",
+            $alias,
+            ".resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' ",
+            "WHEN 'artifact_version' THEN 'output' ELSE ",
+            $alias,
+            ".resource_type END"
+        )
+    };
+}
+
 /// Run columns every era computes the same way (the same tag tables).
 pub(crate) const RUN_TAGS: &str = "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
      JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
@@ -235,7 +250,7 @@ pub struct TableSql {
     pub filter: Option<&'static str>,
     pub columns: &'static [ColumnSql],
     /// Columns of `columns` this era's stores do not record (they read as NULL), so an era
-    /// can reuse a neighbour's table: `TableSql { missing: &["status_reason"], ..RUNS }`.
+    /// can reuse a neighbour's table: `without(RUNS, &["status_reason"])`.
     pub missing: &'static [&'static str],
 }
 
@@ -287,6 +302,11 @@ pub(crate) const fn joined(
         joins,
         window: false,
     }
+}
+
+/// `table` in an era that does not record the columns `missing` (they read as NULL).
+pub(crate) const fn without(table: TableSql, missing: &'static [&'static str]) -> TableSql {
+    TableSql { missing, ..table }
 }
 
 pub(crate) const fn window(

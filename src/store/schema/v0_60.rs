@@ -10,17 +10,14 @@
 //! - No `status_reason`, step `exception_info` or artifact `content_hash` (see `v0_80`).
 
 use super::v0_98::{INPUTS, OUTPUTS, PIPELINES};
-use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+use super::{JoinSql, SchemaMapping, TableSql, col, joined, window, without};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "workspace era, pipeline versions (ZenML 0.60 to 0.62)",
     since: (0, 60, 0),
     versions: &["0.60.0", "0.61.0", "0.62.0"],
     tables: &[
-        TableSql {
-            missing: &["description"],
-            ..PIPELINES
-        },
+        without(PIPELINES, &["description"]),
         RUNS_WITHOUT_REASON,
         STEPS_WITHOUT_EXCEPTION,
         OUTPUTS_WITHOUT_HASH,
@@ -60,18 +57,9 @@ pub static MAPPING_0_71_0: SchemaMapping = SchemaMapping {
     ],
 };
 
-const RUNS_WITHOUT_REASON: TableSql = TableSql {
-    missing: &["status_reason"],
-    ..RUNS
-};
-const STEPS_WITHOUT_EXCEPTION: TableSql = TableSql {
-    missing: &["exception"],
-    ..STEPS
-};
-const OUTPUTS_WITHOUT_HASH: TableSql = TableSql {
-    missing: &["content_hash"],
-    ..OUTPUTS
-};
+const RUNS_WITHOUT_REASON: TableSql = without(RUNS, &["status_reason"]);
+const STEPS_WITHOUT_EXCEPTION: TableSql = without(STEPS, &["exception"]);
+const OUTPUTS_WITHOUT_HASH: TableSql = without(OUTPUTS, &["content_hash"]);
 
 runs_and_steps_without_index!(
     "workspace_id",
@@ -95,11 +83,7 @@ const METADATA: TableSql = TableSql {
     ),
     missing: &["publisher_step_id"],
     columns: &[
-        col(
-            "resource_type",
-            "CASE m.resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' \
-             WHEN 'artifact_version' THEN 'output' ELSE m.resource_type END",
-        ),
+        col("resource_type", resource_type!("m")),
         col("resource_id", "m.resource_id"),
         col("key", "m.key"),
         col("value", "m.value"),

@@ -9,7 +9,7 @@
 //! - The client lists a run's metadata with its steps' (see `METADATA`).
 
 use super::v0_98::{INPUTS, OUTPUTS, PIPELINES};
-use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+use super::{JoinSql, SchemaMapping, TableSql, col, joined, window, without};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era, step configurations in the deployment (ZenML 0.80 to 0.83.0)",
@@ -17,18 +17,9 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
     versions: &["0.80.0", "0.82.1"],
     tables: &[
         PIPELINES,
-        TableSql {
-            missing: &["status_reason"],
-            ..RUNS
-        },
-        TableSql {
-            missing: &["exception"],
-            ..STEPS
-        },
-        TableSql {
-            missing: &["content_hash"],
-            ..OUTPUTS
-        },
+        without(RUNS, &["status_reason"]),
+        without(STEPS, &["exception"]),
+        without(OUTPUTS, &["content_hash"]),
         INPUTS,
         METADATA,
     ],
@@ -65,11 +56,7 @@ pub(super) const METADATA: TableSql = TableSql {
     filter: Some("md.nth = 1"),
     missing: &[],
     columns: &[
-        col(
-            "resource_type",
-            "CASE md.resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' \
-             WHEN 'artifact_version' THEN 'output' ELSE md.resource_type END",
-        ),
+        col("resource_type", resource_type!("md")),
         col("resource_id", "md.resource_id"),
         col("key", "md.key"),
         col("value", "md.value"),

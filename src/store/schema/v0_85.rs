@@ -10,7 +10,7 @@
 //!   ZenML's client lists them.
 
 use super::v0_98::{INPUTS, METADATA, OUTPUTS, PIPELINES};
-use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
+use super::{JoinSql, SchemaMapping, TableSql, col, joined, window, without};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_deployment era (ZenML 0.85 to 0.89)",
@@ -27,18 +27,9 @@ pub static MAPPING_0_83_1: SchemaMapping = SchemaMapping {
     versions: &["0.83.1", "0.84.0"],
     tables: &[
         PIPELINES,
-        TableSql {
-            missing: &["status_reason"],
-            ..RUNS
-        },
-        TableSql {
-            missing: &["exception"],
-            ..STEPS
-        },
-        TableSql {
-            missing: &["content_hash"],
-            ..OUTPUTS
-        },
+        without(RUNS, &["status_reason"]),
+        without(STEPS, &["exception"]),
+        without(OUTPUTS, &["content_hash"]),
         INPUTS,
         METADATA,
     ],
@@ -52,15 +43,9 @@ pub static MAPPING_0_84_1: SchemaMapping = SchemaMapping {
     versions: &["0.84.1", "0.84.3"],
     tables: &[
         PIPELINES,
-        TableSql {
-            missing: &["status_reason"],
-            ..RUNS
-        },
+        without(RUNS, &["status_reason"]),
         STEPS,
-        TableSql {
-            missing: &["content_hash"],
-            ..OUTPUTS
-        },
+        without(OUTPUTS, &["content_hash"]),
         INPUTS,
         METADATA,
     ],

@@ -266,11 +266,7 @@ pub(super) const METADATA: TableSql = TableSql {
     ),
     missing: &[],
     columns: &[
-        col(
-            "resource_type",
-            "CASE mr.resource_type WHEN 'pipeline_run' THEN 'run' WHEN 'step_run' THEN 'step' \
-             WHEN 'artifact_version' THEN 'output' ELSE mr.resource_type END",
-        ),
+        col("resource_type", resource_type!("mr")),
         col("resource_id", "mr.resource_id"),
         col("key", "m.key"),
         col("value", "m.value"),
