@@ -30,7 +30,7 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
 pub static MAPPING_0_63_0: SchemaMapping = SchemaMapping {
     name: "workspace era, metadata on its own rows (ZenML 0.63 to 0.70)",
     since: (0, 63, 0),
-    versions: &["0.70.0"],
+    versions: &["0.63.0", "0.68.1", "0.70.0"],
     tables: &[
         PIPELINES,
         RUNS_WITHOUT_REASON,

@@ -11,7 +11,9 @@ use super::{JoinSql, SchemaMapping, TableSql, col, joined, window};
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "early pipeline_snapshot era (ZenML 0.90 to 0.94)",
     since: (0, 90, 0),
-    versions: &["0.90.0", "0.92.0", "0.93.0", "0.93.1", "0.93.2", "0.94.6"],
+    versions: &[
+        "0.90.0", "0.91.0", "0.91.1", "0.92.0", "0.93.0", "0.93.1", "0.93.2", "0.94.6",
+    ],
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
