@@ -114,13 +114,16 @@ pub fn read_table(files: &OutputFiles, root: &ArtifactRoot) -> Result<RecordBatc
     match materializer_name(&files.materializer) {
         "PandasMaterializer" => {
             // ZenML writes Parquet when pyarrow is installed, else CSV; it reads whichever
-            // exists, Parquet first.
-            if !dir.exists(PARQUET) && dir.exists(CSV) {
-                let bytes = read_bytes(files, &dir, CSV)?;
-                return read_csv(&bytes).map_err(|e| read_error(files, &dir, CSV, e));
+            // exists, Parquet first. One request in the usual case: CSV is looked for only
+            // when there is no Parquet file to read.
+            match read_bytes(files, &dir, PARQUET) {
+                Ok(bytes) => read_parquet(bytes).map_err(|e| read_error(files, &dir, PARQUET, e)),
+                Err(no_parquet) if dir.exists(CSV) => {
+                    let bytes = read_bytes(files, &dir, CSV).map_err(|_| no_parquet)?;
+                    read_csv(&bytes).map_err(|e| read_error(files, &dir, CSV, e))
+                }
+                Err(no_parquet) => Err(no_parquet),
             }
-            let bytes = read_bytes(files, &dir, PARQUET)?;
-            read_parquet(bytes).map_err(|e| read_error(files, &dir, PARQUET, e))
         }
         "NumpyMaterializer" => {
             let bytes = read_bytes(files, &dir, NPY)?;
