@@ -186,3 +186,17 @@ pub fn python_with(module: &str, package: &str) -> String {
     assert!(installed.success(), "cannot pip install {package}");
     venv_python
 }
+
+/// The rows of a successful `--format json` run; `what` names it if it failed.
+pub fn json_rows(output: &Output, what: &str) -> Vec<Value> {
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice::<Value>(&output.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}

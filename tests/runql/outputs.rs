@@ -30,16 +30,7 @@ fn read_output_on(root: &Path, sql: &str) -> std::process::Output {
 }
 
 fn rows_of(output: &std::process::Output) -> Vec<Value> {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    json_rows(output, "runql")
 }
 
 /// ZenML's loaded value as the rows runql promises for it.
@@ -113,7 +104,8 @@ fn outputs_equal_zenml_load(
         let kind = artifact["kind"].as_str().unwrap();
         // What ZenML pickled (an SVC anywhere; arrays too where its numpy materializer did
         // not load) is not data runql reads: `pickled_models_are_a_clear_error` covers it.
-        if kind == "other" || materializer(dir, id).contains("ickle") {
+        let recorded = golden_output(golden, id);
+        if kind == "other" || recorded["materializer"].as_str().unwrap().contains("ickle") {
             continue;
         }
         let output = runql()
@@ -132,7 +124,7 @@ fn outputs_equal_zenml_load(
             // pandas' default CSV float parser (xstrtod) keeps about 15 significant digits:
             // ZenML's load of a CSV-saved DataFrame can be off in the 16th digit of what ZenML
             // wrote, which runql reads exactly. Parquet frames and the rest compare exactly.
-            let csv = kind == "dataframe" && has_csv(dir, id);
+            let csv = kind == "dataframe" && has_csv(dir, recorded["uri"].as_str().unwrap());
             assert!(
                 same_value(got, want) || (csv && same_to_15_digits(got, want)),
                 "{name} {id} ({kind}): runql {got}, ZenML {want}"
@@ -155,25 +147,19 @@ fn outputs_equal_zenml_load(
     kinds
 }
 
-fn materializer(dir: &Path, id: &str) -> String {
-    query_json_on(
-        &dir.join("zenml.db"),
-        &format!("SELECT materializer FROM outputs WHERE output_id = '{id}' LIMIT 1"),
-    )[0]["materializer"]
-        .as_str()
+/// Output `id`'s row in the fixture's golden `outputs` table (ZenML's own reading of it):
+/// materializer and uri, without asking runql.
+fn golden_output<'a>(golden: &'a Value, id: &str) -> &'a Value {
+    golden["tables"]["outputs"]
+        .as_array()
         .unwrap()
-        .to_string()
+        .iter()
+        .find(|o| o["output_id"] == id)
+        .unwrap_or_else(|| panic!("no golden output {id}"))
 }
 
-/// Whether output `id` of the fixture in `dir` was saved as `df.csv`.
-fn has_csv(dir: &Path, id: &str) -> bool {
-    let uri = query_json_on(
-        &dir.join("zenml.db"),
-        &format!("SELECT uri FROM outputs WHERE output_id = '{id}' LIMIT 1"),
-    )[0]["uri"]
-        .as_str()
-        .unwrap()
-        .to_string();
+/// Whether an output ZenML recorded at `uri` was saved as `df.csv` in the fixture in `dir`.
+fn has_csv(dir: &Path, uri: &str) -> bool {
     let tail = uri.split("/local_stores/").nth(1).unwrap();
     let local = dir.join("artifacts").join(tail.split_once('/').unwrap().1);
     local.join("df.csv").exists()

@@ -13,17 +13,7 @@ fn report(name: &str, params: &[&str]) -> Vec<Value> {
     for p in params {
         cmd.args(["--param", p]);
     }
-    let output = cmd.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice::<Value>(&output.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    json_rows(&cmd.output().unwrap(), name)
 }
 
 /// A seed traversal report with the fixture's pipeline, run and step names.
