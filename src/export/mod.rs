@@ -511,10 +511,23 @@ async fn register_tables(
             read = read.table_partition_cols(vec![(col.to_string(), DataType::Utf8)]);
         }
         ctx.register_parquet(&raw, &files, read).await?;
+        // An export written by an older runql lacks the columns added since: they read as
+        // NULL, as a ZenML release that does not record a column does.
+        let written = ctx.table(raw.as_str()).await?.schema().clone();
         let columns: Vec<String> = def
             .columns
             .iter()
-            .map(|c| format!("\"{}\"", c.name))
+            .map(|c| {
+                if written.has_column_with_unqualified_name(c.name) {
+                    format!("\"{}\"", c.name)
+                } else {
+                    format!(
+                        "arrow_cast(NULL, '{}') AS \"{}\"",
+                        c.kind.data_type(),
+                        c.name
+                    )
+                }
+            })
             .collect();
         ctx.sql(&format!(
             "CREATE VIEW {prefix}{} AS SELECT {} FROM {raw}",

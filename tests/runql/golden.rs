@@ -118,6 +118,8 @@ fn runs_match_zenml() {
             "tags",
             "parameters",
             "config_name",
+            // Only 0.60 to 0.62 have versions; later golden files have no such key (null).
+            "pipeline_version",
         ],
         &["parameters"],
     );
@@ -234,5 +236,73 @@ fn json_functions_read_parameters() {
             same_value(&row["gamma"], &expected["parameters"]["gamma"]),
             "{row}"
         );
+    }
+}
+
+/// `get_pipeline(name).runs[-1].steps[-1].output` names one run and one output on every
+/// release, as on ZenML's client once a store is upgraded: before 0.63 a pipeline's versions
+/// count as one pipeline.
+#[test]
+fn one_pipeline_per_name_and_one_latest_run_on_every_release() {
+    for dir in all_fixture_dirs() {
+        let store = dir.join("zenml.db");
+        let release = dir.file_name().unwrap().to_string_lossy().to_string();
+        let counts = query_json_on(
+            &store,
+            "SELECT count(*) AS n, count(DISTINCT pipeline_name) AS names FROM pipelines",
+        );
+        assert_eq!(counts[0]["n"], counts[0]["names"], "{release}: {counts:?}");
+        let numbering = query_json_on(
+            &store,
+            "SELECT pipeline_name, count(*) AS runs, min(run_index) AS first, max(run_index) AS last, \
+                    sum(CASE WHEN run_rindex = -1 THEN 1 ELSE 0 END) AS latest \
+             FROM runs GROUP BY pipeline_name",
+        );
+        assert_eq!(
+            numbering.len() as i64,
+            counts[0]["names"].as_i64().unwrap(),
+            "{release}: runs of every pipeline"
+        );
+        for row in &numbering {
+            assert_eq!(row["latest"], 1, "{release}: one runs[-1]: {row}");
+            assert_eq!(row["first"], 0, "{release}: {row}");
+            assert_eq!(
+                row["last"].as_i64().unwrap() + 1,
+                row["runs"].as_i64().unwrap(),
+                "{release}: runs numbered 0..n: {row}"
+            );
+        }
+
+        // The seed query, against what ZenML's client answers for the same traversal.
+        let golden = golden_of(&dir);
+        let rows = |table: &str| golden["tables"][table].as_array().unwrap().clone();
+        let latest: Vec<Value> = rows("runs")
+            .into_iter()
+            .filter(|r| r["pipeline_name"] == "first_pipeline" && r["run_rindex"] == -1)
+            .collect();
+        assert_eq!(latest.len(), 1, "{release}: golden runs[-1]");
+        let last_step: Vec<Value> = rows("steps")
+            .into_iter()
+            .filter(|s| s["run_id"] == latest[0]["run_id"] && s["step_rindex"] == -1)
+            .collect();
+        assert_eq!(last_step.len(), 1, "{release}: golden steps[-1]");
+        let mut expected: Vec<String> = rows("outputs")
+            .into_iter()
+            .filter(|o| o["step_id"] == last_step[0]["step_id"])
+            .map(|o| o["output_id"].as_str().unwrap().to_string())
+            .collect();
+        let mut ours: Vec<String> = query_json_on(
+            &store,
+            "SELECT o.output_id FROM runs r JOIN steps s ON s.run_id = r.run_id \
+             JOIN outputs o ON o.step_id = s.step_id \
+             WHERE r.pipeline_name = 'first_pipeline' AND r.run_rindex = -1 AND s.step_rindex = -1",
+        )
+        .iter()
+        .map(|o| o["output_id"].as_str().unwrap().to_string())
+        .collect();
+        expected.sort();
+        ours.sort();
+        assert_eq!(ours.len(), 1, "{release}: one output");
+        assert_eq!(ours, expected, "{release}: the seed query");
     }
 }

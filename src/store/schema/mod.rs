@@ -113,6 +113,8 @@ macro_rules! runs_and_steps_without_index {
             ],
             filter: None,
             missing: &[],
+            overrides: &[],
+            key: Some("r.id"),
             columns: &[
                 col("run_id", "r.id"),
                 col("run_name", "r.name"),
@@ -167,6 +169,8 @@ macro_rules! runs_and_steps_without_index {
             ],
             filter: None,
             missing: &[],
+            overrides: &[],
+            key: Some("s.id"),
             columns: &[
                 col("step_id", "s.id"),
                 col("step_name", "s.name"),
@@ -252,6 +256,12 @@ pub struct TableSql {
     /// Columns of `columns` this era's stores do not record (they read as NULL), so an era
     /// can reuse a neighbour's table: `without(RUNS, &["status_reason"])`.
     pub missing: &'static [&'static str],
+    /// Columns this era computes otherwise than the table it reuses (they take the place of
+    /// the column of the same name in `columns`): `replacing(RUNS, &[...])`.
+    pub overrides: &'static [ColumnSql],
+    /// An expression unique to each row (a primary key of `from`), if there is one: a sorted
+    /// scan with a LIMIT finds its rows by it before computing their wide columns.
+    pub key: Option<&'static str>,
 }
 
 impl TableSql {
@@ -260,7 +270,10 @@ impl TableSql {
         if self.missing.contains(&name) {
             return None;
         }
-        self.columns.iter().find(|c| c.name == name)
+        self.overrides
+            .iter()
+            .chain(self.columns)
+            .find(|c| c.name == name)
     }
 }
 
@@ -307,6 +320,11 @@ pub(crate) const fn joined(
 /// `table` in an era that does not record the columns `missing` (they read as NULL).
 pub(crate) const fn without(table: TableSql, missing: &'static [&'static str]) -> TableSql {
     TableSql { missing, ..table }
+}
+
+/// `table` in an era that computes the columns `overrides` otherwise.
+pub(crate) const fn replacing(table: TableSql, overrides: &'static [ColumnSql]) -> TableSql {
+    TableSql { overrides, ..table }
 }
 
 pub(crate) const fn window(

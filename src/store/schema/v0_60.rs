@@ -6,19 +6,22 @@
 //! - Before 0.71.0, metadata rows name their resource themselves (`run_metadata.resource_id`,
 //!   `resource_type`); migration cc269488e5a9 moved that into `run_metadata_resource`.
 //! - Before 0.63.0, `pipeline` has one row per pipeline version and no `description`
-//!   (migration b59aa68fdb1f, "Simplify pipelines").
+//!   (migration b59aa68fdb1f, "Simplify pipelines"). runql answers as ZenML does once such a
+//!   store is upgraded: that migration keeps the first row of each name and points every run
+//!   of the name at it, so `pipelines` has one row per name (the first version's id), runs are
+//!   numbered per name, and the version a run used stays as data (`runs.pipeline_version`).
 //! - No `status_reason`, step `exception_info` or artifact `content_hash` (see `v0_80`).
 
 use super::v0_98::{INPUTS, OUTPUTS, PIPELINES};
-use super::{JoinSql, SchemaMapping, TableSql, col, joined, window, without};
+use super::{ColumnSql, JoinSql, SchemaMapping, TableSql, col, joined, replacing, window, without};
 
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "workspace era, pipeline versions (ZenML 0.60 to 0.62)",
     since: (0, 60, 0),
     versions: &["0.60.0", "0.61.0", "0.62.0"],
     tables: &[
-        without(PIPELINES, &["description"]),
-        RUNS_WITHOUT_REASON,
+        PIPELINES_BY_NAME,
+        replacing(RUNS_WITHOUT_REASON, RUNS_BY_PIPELINE_NAME),
         STEPS_WITHOUT_EXCEPTION,
         OUTPUTS_WITHOUT_HASH,
         INPUTS,
@@ -58,6 +61,81 @@ pub static MAPPING_0_71_0: SchemaMapping = SchemaMapping {
 };
 
 const RUNS_WITHOUT_REASON: TableSql = without(RUNS, &["status_reason"]);
+
+/// The id migration b59aa68fdb1f keeps for the pipeline named like `p`: the first version's
+/// (it walks `pipeline` in storage order, which is creation order; ties by id).
+macro_rules! first_version_id {
+    ($p:literal) => {
+        concat!(
+            "(SELECT v.id FROM pipeline v WHERE v.name = ",
+            $p,
+            ".name ORDER BY v.created, v.id LIMIT 1)"
+        )
+    };
+}
+
+/// Runs of every version of a pipeline, counted together by name. A run whose pipeline row is
+/// gone keeps its own `pipeline_id` and is numbered with the runs of that id alone.
+const RUNS_BY_PIPELINE_NAME: &[ColumnSql] = &[
+    joined(
+        "pipeline_id",
+        concat!("COALESCE(", first_version_id!("p"), ", r.pipeline_id)"),
+        &["p"],
+    ),
+    joined("pipeline_version", "p.version", &["p"]),
+    window(
+        "run_index",
+        "ROW_NUMBER() OVER (PARTITION BY p.name, CASE WHEN p.id IS NULL THEN r.pipeline_id END \
+         ORDER BY r.created, r.id) - 1",
+        &["p"],
+    ),
+    window(
+        "run_rindex",
+        "-ROW_NUMBER() OVER (PARTITION BY p.name, CASE WHEN p.id IS NULL THEN r.pipeline_id END \
+         ORDER BY r.created DESC, r.id DESC)",
+        &["p"],
+    ),
+];
+
+/// Runs of all versions of a pipeline name, joined to the pipeline row aliased `p`.
+macro_rules! runs_of_name {
+    ($what:literal) => {
+        concat!(
+            "(SELECT ",
+            $what,
+            " FROM pipeline_run r JOIN pipeline v ON v.id = r.pipeline_id WHERE v.name = p.name)"
+        )
+    };
+}
+
+/// One row per pipeline name, with the first version's id and creation time.
+const PIPELINES_BY_NAME: TableSql = TableSql {
+    table: "pipelines",
+    from: "pipeline p",
+    joins: &[],
+    filter: Some(concat!("p.id = ", first_version_id!("p"))),
+    missing: &["description"],
+    overrides: &[],
+    key: Some("p.id"),
+    columns: &[
+        col("pipeline_id", "p.id"),
+        col("pipeline_name", "p.name"),
+        col("created", "p.created"),
+        col("run_count", runs_of_name!("COUNT(*)")),
+        col("first_run_start", runs_of_name!("MIN(r.start_time)")),
+        window(
+            "pipeline_index",
+            concat!(
+                "ROW_NUMBER() OVER (ORDER BY ",
+                runs_of_name!("MIN(r.start_time)"),
+                " IS NULL, ",
+                runs_of_name!("MIN(r.start_time)"),
+                ", p.created, p.id) - 1"
+            ),
+            &[],
+        ),
+    ],
+};
 const STEPS_WITHOUT_EXCEPTION: TableSql = without(STEPS, &["exception"]);
 const OUTPUTS_WITHOUT_HASH: TableSql = without(OUTPUTS, &["content_hash"]);
 
@@ -82,6 +160,8 @@ const METADATA: TableSql = TableSql {
          AND (m2.created > m.created OR (m2.created = m.created AND m2.id > m.id)))",
     ),
     missing: &["publisher_step_id"],
+    overrides: &[],
+    key: None,
     columns: &[
         col("resource_type", resource_type!("m")),
         col("resource_id", "m.resource_id"),

@@ -55,6 +55,8 @@ pub(super) const METADATA: TableSql = TableSql {
     // The latest value of each key, as in every era.
     filter: Some("md.nth = 1"),
     missing: &[],
+    overrides: &[],
+    key: None,
     columns: &[
         col("resource_type", resource_type!("md")),
         col("resource_id", "md.resource_id"),

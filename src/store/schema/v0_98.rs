@@ -36,6 +36,8 @@ pub(super) const PIPELINES: TableSql = TableSql {
     joins: &[],
     filter: None,
     missing: &[],
+    overrides: &[],
+    key: Some("p.id"),
     columns: &[
         col("pipeline_id", "p.id"),
         col("pipeline_name", "p.name"),
@@ -87,6 +89,8 @@ const RUNS: TableSql = TableSql {
     ],
     filter: None,
     missing: &[],
+    overrides: &[],
+    key: Some("r.id"),
     columns: &[
         col("run_id", "r.id"),
         col("run_name", "r.name"),
@@ -138,6 +142,8 @@ const STEPS: TableSql = TableSql {
     ],
     filter: None,
     missing: &[],
+    overrides: &[],
+    key: Some("s.id"),
     columns: &[
         col("step_id", "s.id"),
         col("step_name", "s.name"),
@@ -215,6 +221,8 @@ pub(super) const OUTPUTS: TableSql = TableSql {
     ],
     filter: None,
     missing: &[],
+    overrides: &[],
+    key: None,
     columns: &[
         col("output_id", "o.artifact_id"),
         col("output_name", "o.name"),
@@ -244,6 +252,8 @@ pub(super) const INPUTS: TableSql = TableSql {
     }],
     filter: None,
     missing: &[],
+    overrides: &[],
+    key: None,
     columns: &[
         col("step_id", "i.step_id"),
         joined("step_name", "s.name", &["s"]),
@@ -265,6 +275,8 @@ pub(super) const METADATA: TableSql = TableSql {
          AND (m2.created > m.created OR (m2.created = m.created AND m2.id > m.id)))",
     ),
     missing: &[],
+    overrides: &[],
+    key: None,
     columns: &[
         col("resource_type", resource_type!("mr")),
         col("resource_id", "mr.resource_id"),
