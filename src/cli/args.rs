@@ -55,6 +55,16 @@ pub struct Args {
     #[arg(long, value_name = "DIR", global = true)]
     pub queries_dir: Option<PathBuf>,
 
+    /// Evaluate every filter, LIMIT and join key in DataFusion, none in the store: slower,
+    /// and the same answer (to check one)
+    #[arg(long, global = true)]
+    pub no_pushdown: bool,
+
+    /// After each statement, print on stderr how long it took, each scan's rows and time in
+    /// the store, and the time in DataFusion (the REPL's `\timing detail`)
+    #[arg(long, global = true)]
+    pub timing: bool,
+
     /// Print which store is open and its ZenML schema version, then exit
     #[arg(long)]
     pub info: bool,
@@ -74,9 +84,12 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Subcommands {
     /// Run a named report: a built-in one from queries/ or one of --queries-dir
+    // `runql query NAME --help` shows the report itself (its parameters and SQL), so the
+    // subcommand answers --help on its own rather than with clap's generic text.
+    #[command(disable_help_flag = true)]
     Query {
         /// The report's name (runql query --list shows them)
-        #[arg(required_unless_present = "list")]
+        #[arg(required_unless_present_any = ["list", "help"])]
         name: Option<String>,
         /// A value for the report's $KEY placeholder; may repeat
         #[arg(long = "param", value_name = "KEY=VALUE", value_parser = crate::reports::parse_param)]
@@ -84,6 +97,9 @@ pub enum Subcommands {
         /// List the reports with their descriptions and parameters
         #[arg(long)]
         list: bool,
+        /// Print help; with NAME, the report's description, parameters and SQL
+        #[arg(short = 'h', long)]
+        help: bool,
     },
     /// Write every table as Parquet (zstd), one folder per table; read it back with --store DIR
     Export {

@@ -7,6 +7,14 @@ use clap::ValueEnum;
 
 use crate::print_format::PrintFormat;
 
+/// What `\timing` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    Off,
+    On,
+    Detail,
+}
+
 /// A REPL command: a line starting with a backslash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -20,8 +28,9 @@ pub enum Command {
     Describe(String),
     /// `\format FORMAT`: how results print from now on.
     Format(PrintFormat),
-    /// `\timing [on|off]`: show elapsed time after each result (no argument: toggle).
-    Timing(Option<bool>),
+    /// `\timing [on|off|detail]`: show elapsed time after each result (no argument: toggle);
+    /// `detail` adds each scan's rows and time in the store.
+    Timing(Option<Timing>),
     /// `\o FILE`: results to a file; `\o` alone: back to the terminal.
     Output(Option<PathBuf>),
     /// `\i FILE`: run the SQL in a file.
@@ -47,8 +56,8 @@ impl Command {
             "print results as table, csv, tsv, json, ndjson or markdown",
         ),
         (
-            "\\timing [on|off]",
-            "show the elapsed time after each result",
+            "\\timing [on|off|detail]",
+            "show the elapsed time after each result; detail: each scan's rows and store time",
         ),
         (
             "\\o [FILE]",
@@ -107,9 +116,10 @@ impl FromStr for Command {
             }
             "\\timing" => match rest {
                 None => Ok(Command::Timing(None)),
-                Some("on") => Ok(Command::Timing(Some(true))),
-                Some("off") => Ok(Command::Timing(Some(false))),
-                Some(other) => Err(format!("\\timing takes on or off, not {other}")),
+                Some("on") => Ok(Command::Timing(Some(Timing::On))),
+                Some("off") => Ok(Command::Timing(Some(Timing::Off))),
+                Some("detail") => Ok(Command::Timing(Some(Timing::Detail))),
+                Some(other) => Err(format!("\\timing takes on, off or detail, not {other}")),
             },
             "\\o" => Ok(Command::Output(rest.map(PathBuf::from))),
             "\\i" => rest
@@ -140,7 +150,7 @@ mod tests {
         );
         assert_eq!(
             "\\timing off".parse::<Command>(),
-            Ok(Command::Timing(Some(false)))
+            Ok(Command::Timing(Some(Timing::Off)))
         );
         assert_eq!("\\o".parse::<Command>(), Ok(Command::Output(None)));
         assert_eq!(

@@ -13,6 +13,8 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
 
 use crate::print_format::{PrintOptions, ResultWriter};
+use crate::tables::{ScanTiming, scan_timings};
+use datafusion::physical_plan::execute_stream;
 
 /// Why running SQL stopped.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +47,21 @@ pub fn one_line(error: &DataFusionError) -> String {
     root.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// What one statement gave: how many rows it printed (None when it returns none, like DDL)
-/// and how long it took.
-#[derive(Debug, Clone, Copy)]
+/// What one statement gave: how many rows it printed (None when it returns none, like DDL),
+/// how long it took, and what each scan of the store did.
+#[derive(Debug, Clone)]
 pub struct Done {
     pub rows: Option<usize>,
     pub elapsed: Duration,
+    pub scans: Vec<ScanTiming>,
+}
+
+/// What printing a result did.
+#[derive(Debug, Clone)]
+pub struct Printed {
+    /// Rows printed; None when the statement returns no columns (DDL).
+    pub rows: Option<usize>,
+    pub scans: Vec<ScanTiming>,
 }
 
 /// Runs each statement of `sql` in order, printing each result to `out` and reporting each
@@ -73,15 +84,16 @@ pub async fn run_sql<W: Write>(
     for statement in statements {
         let line = statement_line(&statement);
         let start = Instant::now();
-        let rows = run_statement(ctx, statement, out, options)
+        let printed = run_statement(ctx, statement, out, options)
             .await
             .map_err(|e| match e {
                 ExecError::Statement { error, line: None } => ExecError::Statement { error, line },
                 other => other,
             })?;
         done(Done {
-            rows,
+            rows: printed.rows,
             elapsed: start.elapsed(),
+            scans: printed.scans,
         });
     }
     Ok(())
@@ -99,7 +111,7 @@ async fn run_statement<W: Write>(
     statement: Statement,
     out: &mut W,
     options: PrintOptions,
-) -> Result<Option<usize>, ExecError> {
+) -> Result<Printed, ExecError> {
     let plan = ctx
         .state()
         .statement_to_plan(statement)
@@ -113,21 +125,26 @@ fn sql_error(error: DataFusionError) -> ExecError {
     ExecError::Statement { error, line: None }
 }
 
-/// Executes `df` and prints its rows as they stream; returns how many (None when the
-/// statement returns no columns at all, as DDL does).
+/// Executes `df` and prints its rows as they stream; says how many (None when the
+/// statement returns no columns at all, as DDL does) and what its scans did.
 pub async fn print_dataframe<W: Write>(
     df: DataFrame,
     out: &mut W,
     options: PrintOptions,
-) -> Result<Option<usize>, ExecError> {
+) -> Result<Printed, ExecError> {
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let mut stream = df.execute_stream().await.map_err(sql_error)?;
+    let task = Arc::new(df.task_ctx());
+    let plan = df.create_physical_plan().await.map_err(sql_error)?;
+    let mut stream = execute_stream(Arc::clone(&plan), task).map_err(sql_error)?;
     if schema.fields().is_empty() {
         // DDL and the like: nothing to print, but run it to the end.
         while let Some(batch) = stream.next().await {
             batch.map_err(sql_error)?;
         }
-        return Ok(None);
+        return Ok(Printed {
+            rows: None,
+            scans: scan_timings(&plan),
+        });
     }
     let mut watched = PipeWatch::new(out);
     let result = async {
@@ -141,7 +158,10 @@ pub async fn print_dataframe<W: Write>(
         let rows = writer
             .finish()
             .map_err(|e| ExecError::Output(e.to_string()))?;
-        Ok(Some(rows))
+        Ok(Printed {
+            rows: Some(rows),
+            scans: scan_timings(&plan),
+        })
     }
     .await;
     match result {

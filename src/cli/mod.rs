@@ -6,6 +6,8 @@ pub mod describe;
 pub mod exec;
 mod helper;
 mod repl;
+pub mod script;
+pub mod shell;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -15,7 +17,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 pub use args::{Args, Script, Subcommands};
-use exec::{ExecError, print_dataframe, run_sql};
+use exec::{ExecError, print_dataframe};
+use shell::{Shell, ShellError};
 
 use crate::print_format::PrintOptions;
 use crate::store::{ZenStore, demo, locate};
@@ -68,13 +71,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
-    let path = store_path(&args)?;
     let options = PrintOptions {
         format: args.format,
         header: !args.no_header,
         max_rows: args.max_rows,
         max_width: None,
     };
+    // Listing reports and a report's help read no store: ask for none.
+    if let Some(Subcommands::Query {
+        name, list, help, ..
+    }) = &args.command
+        && (*list || *help)
+    {
+        return describe_reports(&args, name.as_deref(), *list);
+    }
+    let (path, demo_artifacts) = store_path(&args)?;
     // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
     let (ctx, store) = if crate::export::is_export(&path) {
         let (ctx, manifest) = crate::export_session(&path).await?;
@@ -109,8 +120,18 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             println!("this release: {fit}");
             return Ok(ExitCode::SUCCESS);
         }
-        let root = crate::artifacts::ArtifactRoot::new(args.artifact_root.clone());
-        (crate::session(Arc::clone(&store), root)?, Some(store))
+        // The demo's artifacts are where the demo was written, unless told otherwise.
+        let root =
+            crate::artifacts::ArtifactRoot::new(args.artifact_root.clone().or(demo_artifacts));
+        let push_down = if args.no_pushdown {
+            crate::tables::PushDown::Off
+        } else {
+            crate::tables::PushDown::On
+        };
+        (
+            crate::session_with(Arc::clone(&store), root, push_down)?,
+            Some(store),
+        )
     };
 
     if let Some(Subcommands::Export {
@@ -129,8 +150,8 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         };
         return run_export(&ctx, &store, &export, options).await;
     }
-    if let Some(Subcommands::Query { name, params, list }) = &args.command {
-        return run_report(&ctx, &args, name.as_deref(), params, *list, options).await;
+    if let Some(Subcommands::Query { name, params, .. }) = &args.command {
+        return run_report(&ctx, &args, name.as_deref(), params, options).await;
     }
 
     if scripts.is_empty() && std::io::stdin().is_terminal() {
@@ -139,9 +160,11 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         } else {
             args.history_file.clone().or_else(default_history)
         };
-        repl::Repl::new(ctx, store, path, options, history, args.queries_dir.clone())
-            .run()
-            .await?;
+        let mut shell = Shell::new(ctx, store, path, options, args.queries_dir.clone(), true);
+        if args.timing {
+            shell.set_timing(Some(command::Timing::Detail));
+        }
+        repl::Repl::new(shell, history).run().await?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -150,88 +173,152 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         std::io::stdin()
             .read_to_string(&mut sql)
             .context("reading SQL from stdin")?;
-        vec![(String::from("stdin"), sql)]
+        vec![(Some(String::from("stdin")), sql)]
     } else {
         scripts
             .into_iter()
             .map(|script| match script {
-                Script::Command(sql) => Ok((String::from("-c"), sql)),
+                Script::Command(sql) => Ok((None, sql)),
                 Script::File(path) => std::fs::read_to_string(&path)
-                    .map(|sql| (path.display().to_string(), sql))
+                    .map(|sql| (Some(path.display().to_string()), sql))
                     .with_context(|| format!("cannot read {}", path.display())),
             })
             .collect::<anyhow::Result<Vec<_>>>()?
     };
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for (source, sql) in scripts {
-        match run_sql(&ctx, &sql, &mut out, options, &mut |_| {}).await {
-            Ok(()) => {}
-            Err(ExecError::BrokenPipe) => return Ok(ExitCode::SUCCESS),
+    // Statements and backslash commands run one by one; the first that fails stops the rest.
+    let mut shell = Shell::new(ctx, store, path, options, args.queries_dir.clone(), false);
+    if args.timing {
+        shell.set_timing(Some(command::Timing::Detail));
+    }
+    for (source, text) in scripts {
+        match shell.run_text(source.as_deref(), &text, None).await {
+            Ok(shell::Flow::Continue) => {}
+            Ok(shell::Flow::Quit) => break,
+            Err(ShellError::BrokenPipe) => return Ok(ExitCode::SUCCESS),
             Err(e) => {
-                let _ = out.flush();
-                let source = if source == "-c" {
-                    String::new()
-                } else {
-                    format!("{source}: ")
-                };
-                eprintln!("error: {source}{e}");
+                let _ = shell.finish();
+                eprintln!("error: {e}");
                 return Ok(ExitCode::from(EXIT_FAILURE));
             }
         }
     }
-    match out.flush() {
+    match shell.finish() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
 }
 
-/// `runql query NAME --param K=V` and `runql query --list`.
+/// `runql query --list` and `runql query NAME --help`: what the reports are, with no store.
+fn describe_reports(args: &Args, name: Option<&str>, list: bool) -> anyhow::Result<ExitCode> {
+    let reports = crate::reports::all(args.queries_dir.as_deref()).context("reading reports")?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = match (list, name) {
+        (true, _) => list_reports(&mut out, &reports),
+        (false, Some(name)) => {
+            let report = find_report(&reports, name)?;
+            report_help(&mut out, report)
+        }
+        (false, None) => {
+            // `runql query --help`: clap's own help of the subcommand.
+            let mut command = <Args as clap::CommandFactory>::command();
+            let help = command
+                .find_subcommand_mut("query")
+                .map(|c| c.render_long_help().to_string())
+                .unwrap_or_default();
+            write!(out, "{help}")
+        }
+    };
+    match written.and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn list_reports<W: Write>(out: &mut W, reports: &[crate::reports::Report]) -> std::io::Result<()> {
+    let width = reports.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for r in reports {
+        let params: Vec<String> = r
+            .parameters()
+            .into_iter()
+            .map(|p| format!("--param {p}=..."))
+            .collect();
+        writeln!(
+            out,
+            "{:<width$}  {}{}",
+            r.name,
+            r.description(),
+            if params.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", params.join(" "))
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// A report's description, how to run it, where it comes from and its SQL.
+fn report_help<W: Write>(out: &mut W, report: &crate::reports::Report) -> std::io::Result<()> {
+    writeln!(out, "{}: {}", report.name, report.description())?;
+    let params: Vec<String> = report
+        .parameters()
+        .into_iter()
+        .map(|p| format!(" --param {p}=VALUE"))
+        .collect();
+    writeln!(
+        out,
+        "\nUsage: runql query {}{}",
+        report.name,
+        params.concat()
+    )?;
+    writeln!(out, "Origin: {}\n", report.origin)?;
+    writeln!(out, "{}", report.sql.trim_end())
+}
+
+fn find_report<'r>(
+    reports: &'r [crate::reports::Report],
+    name: &str,
+) -> anyhow::Result<&'r crate::reports::Report> {
+    reports.iter().find(|r| r.name == name).ok_or_else(|| {
+        let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
+        anyhow::anyhow!("no report named {name}; reports: {}", names.join(", "))
+    })
+}
+
+/// `runql query NAME --param K=V`.
 async fn run_report(
     ctx: &datafusion::prelude::SessionContext,
     args: &Args,
     name: Option<&str>,
     params: &[(String, String)],
-    list: bool,
     options: PrintOptions,
 ) -> anyhow::Result<ExitCode> {
     let reports = crate::reports::all(args.queries_dir.as_deref()).context("reading reports")?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if list {
-        for r in &reports {
-            let params: Vec<String> = r
-                .parameters()
-                .into_iter()
-                .map(|p| format!("--param {p}=..."))
-                .collect();
-            writeln!(
-                out,
-                "{:<18} {}{}",
-                r.name,
-                r.description(),
-                if params.is_empty() {
-                    String::new()
-                } else {
-                    format!("  [{}]", params.join(" "))
-                }
-            )?;
-        }
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let name = name.unwrap_or_default();
-    let Some(report) = reports.iter().find(|r| r.name == name) else {
-        let names: Vec<&str> = reports.iter().map(|r| r.name.as_str()).collect();
-        anyhow::bail!("no report named {name}; reports: {}", names.join(", "));
-    };
+    let report = find_report(&reports, name.unwrap_or_default())?;
     let df = match crate::reports::plan(ctx, report, params).await {
         Ok(df) => df,
         Err(e) => anyhow::bail!("{}: {}", report.name, exec::one_line(&e)),
     };
+    let start = std::time::Instant::now();
     match print_dataframe(df, &mut out, options).await {
-        Ok(_) | Err(ExecError::BrokenPipe) => {}
+        Ok(printed) => {
+            if args.timing {
+                let done = exec::Done {
+                    rows: printed.rows,
+                    elapsed: start.elapsed(),
+                    scans: printed.scans,
+                };
+                let _ = out.flush();
+                for line in shell::timing_lines(&done) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        Err(ExecError::BrokenPipe) => {}
         Err(e) => {
             let _ = out.flush();
             anyhow::bail!("{}: {e}", report.name);
@@ -243,11 +330,13 @@ async fn run_report(
     }
 }
 
-fn store_path(args: &Args) -> anyhow::Result<PathBuf> {
+/// The store to open and, for the demo, the folder its artifacts were written to.
+fn store_path(args: &Args) -> anyhow::Result<(PathBuf, Option<String>)> {
     Ok(if args.demo {
-        demo::demo_store_path().context("cannot write the demo store")?
+        let demo = demo::demo().context("cannot write the demo store")?;
+        (demo.store, Some(demo.artifacts.display().to_string()))
     } else {
-        locate::locate(args.store.as_deref())?.path
+        (locate::locate(args.store.as_deref())?.path, None)
     })
 }
 

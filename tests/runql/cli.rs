@@ -255,3 +255,115 @@ fn broken_pipe_exits_quietly() {
     assert!(status.success(), "status {status}, stderr {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn stdin_runs_statement_by_statement_and_stops_at_a_parse_error() {
+    // psql -v ON_ERROR_STOP=1, sqlite3 and DuckDB run what precedes a typo, then stop.
+    let output = output_with_stdin(
+        runql_fixture().args(["--format", "csv"]),
+        "SELECT 1 AS x; SELEC 2;\nSELECT 3 AS y;\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "x\n1\n");
+    assert_one_line_error(&output, 1, "stdin: line 1: ");
+
+    let output = output_with_stdin(
+        runql_fixture().args(["--format", "csv", "--no-header"]),
+        "SELECT 1;\n-- a comment; with a semicolon\nSELECT ';'\n  AS semi;\n\nSELECT 2 FROM;\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "1\n;\n");
+    assert_one_line_error(&output, 1, "stdin: line 6: ");
+}
+
+#[test]
+fn several_commands_stop_at_the_one_that_does_not_parse() {
+    let output = runql_fixture()
+        .args([
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS x",
+            "-c",
+            "SELEC 2",
+            "-c",
+            "SELECT 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "x\n1\n");
+    assert_one_line_error(&output, 1, "SELEC");
+}
+
+#[test]
+fn backslash_commands_run_in_scripts() {
+    // `\d` from -c lists the tables, as psql runs its commands from -c.
+    let listed: Value =
+        serde_json::from_str(&stdout_of(&["--format", "json", "-c", "\\d"])).unwrap();
+    let tables: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "pipelines",
+            "runs",
+            "steps",
+            "outputs",
+            "inputs",
+            "metadata"
+        ]
+    );
+    // `\d runs` follows --format: the table's contract as JSON.
+    let contract: Value =
+        serde_json::from_str(&stdout_of(&["--format", "json", "-c", "\\d runs"])).unwrap();
+    let columns: Vec<&str> = contract
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns[..2], ["run_id", "run_name"]);
+    assert!(columns.contains(&"pipeline_version"));
+    // Commands and SQL mix in a script; \format changes what follows; \q stops it.
+    let output = output_with_stdin(
+        runql_fixture().args(["--format", "csv"]),
+        "SELECT 1 AS a;\n\\format json\nSELECT 2 AS b;\n\\q\nSELECT 3 AS c;\n",
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "a\n1\n[\n{\"b\":2}\n]\n"
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // An unknown command stops the script like a failing statement.
+    let output = output_with_stdin(
+        runql_fixture().args(["--format", "csv"]),
+        "SELECT 1 AS a;\n\\nope\nSELECT 2;\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a\n1\n");
+    assert_one_line_error(&output, 1, "stdin: line 2: unknown command \\nope");
+}
+
+#[test]
+fn reports_are_listed_without_a_store() {
+    // No --store, no RUNQL_STORE, no ZenML config: listing and help need none.
+    let out = stdout_ok(runql().args(["query", "--list"]));
+    assert!(
+        out.lines().any(|l| l.starts_with("slowest_steps ")),
+        "{out}"
+    );
+    let help = stdout_ok(runql().args(["query", "slowest_steps", "--help"]));
+    assert!(help.contains("--param pipeline=VALUE"), "{help}");
+    assert!(help.contains("FROM steps"), "the report's SQL: {help}");
+    let usage = stdout_ok(runql().args(["query", "--help"]));
+    assert!(usage.contains("--param"), "{usage}");
+    // Running SQL still asks for a store.
+    let output = runql().args(["-c", "SELECT 1"]).output().unwrap();
+    assert_one_line_error(&output, 1, "no ZenML store found");
+}
