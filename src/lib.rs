@@ -26,8 +26,17 @@ use store::ZenStore;
 /// A DataFusion session with every runql table of `store` and runql's SQL functions;
 /// artifacts are read where ZenML wrote them, or under `artifact_root` when they moved.
 pub fn session(store: Arc<ZenStore>, artifact_root: ArtifactRoot) -> Result<SessionContext> {
+    session_with(store, artifact_root, tables::PushDown::On)
+}
+
+/// [`session`], choosing whether the store evaluates filters, limits and join keys.
+pub fn session_with(
+    store: Arc<ZenStore>,
+    artifact_root: ArtifactRoot,
+    push_down: tables::PushDown,
+) -> Result<SessionContext> {
     let mut ctx = base_context();
-    tables::register(&ctx, &store)?;
+    tables::register(&ctx, &store, push_down)?;
     functions::register(&mut ctx, &store, &artifact_root)?;
     Ok(ctx)
 }

@@ -17,7 +17,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 pub use provider::ZenTable;
-pub use scan::{ZenScanExec, lookup};
+pub use scan::{ScanTiming, ZenScanExec, lookup, scan_timings};
 
 use crate::store::ZenStore;
 
@@ -199,6 +199,7 @@ pub static TABLES: &[TableDef] = &[
             c("created", Timestamp),
             c("updated", Timestamp),
             c("exception", Json),
+            c("pipeline_version", Text),
         ],
     },
     TableDef {
@@ -291,10 +292,20 @@ pub fn table_def(name: &str) -> Option<&'static TableDef> {
     TABLES.iter().find(|t| t.name == name)
 }
 
+/// Whether the store evaluates what it can of a query (filters, LIMIT, a join's keys), or
+/// DataFusion evaluates everything: the two must give the same rows (`--no-pushdown`, and the
+/// differential tests, compare them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushDown {
+    #[default]
+    On,
+    Off,
+}
+
 /// Registers every table of `store` in `ctx`.
-pub fn register(ctx: &SessionContext, store: &Arc<ZenStore>) -> Result<()> {
+pub fn register(ctx: &SessionContext, store: &Arc<ZenStore>, push_down: PushDown) -> Result<()> {
     for def in TABLES {
-        let table = ZenTable::try_new(Arc::clone(store), def)?;
+        let table = ZenTable::try_new(Arc::clone(store), def, push_down)?;
         ctx.register_table(def.name, Arc::new(table))?;
     }
     Ok(())

@@ -10,9 +10,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::TableDef;
 use super::push_down::{self, Pushed};
 use super::scan::{ScanPlan, ZenScanExec};
+use super::{PushDown, TableDef};
 use crate::store::ZenStore;
 use crate::store::schema::TableSql;
 
@@ -22,16 +22,22 @@ pub struct ZenTable {
     def: &'static TableDef,
     sql: &'static TableSql,
     schema: SchemaRef,
+    push_down: PushDown,
 }
 
 impl ZenTable {
-    pub fn try_new(store: Arc<ZenStore>, def: &'static TableDef) -> Result<Self> {
+    pub fn try_new(
+        store: Arc<ZenStore>,
+        def: &'static TableDef,
+        push_down: PushDown,
+    ) -> Result<Self> {
         let sql = super::table_sql(&store, def)?;
         Ok(Self {
             store,
             def,
             sql,
             schema: def.schema(),
+            push_down,
         })
     }
 }
@@ -52,7 +58,10 @@ impl TableProvider for ZenTable {
     ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(filters
             .iter()
-            .map(|f| push_down::support(self.def, f))
+            .map(|f| match self.push_down {
+                PushDown::On => push_down::support(self.def, f),
+                PushDown::Off => TableProviderFilterPushDown::Unsupported,
+            })
             .collect())
     }
 
@@ -69,17 +78,26 @@ impl TableProvider for ZenTable {
         };
         // DataFusion hands back the filters we classified Exact or Inexact; the same pure
         // function decides again how they read in SQL.
-        let pushed: Vec<Pushed> = filters
-            .iter()
-            .filter_map(|f| push_down::push_down(self.def, f))
-            .collect();
+        let pushed: Vec<Pushed> = match self.push_down {
+            PushDown::On => filters
+                .iter()
+                .filter_map(|f| push_down::push_down(self.def, f))
+                .collect(),
+            PushDown::Off => Vec::new(),
+        };
+        let limit = match self.push_down {
+            PushDown::On => limit,
+            PushDown::Off => None,
+        };
         let schema = Arc::new(self.schema.project(&projection)?);
         let plan = ScanPlan {
             def: self.def,
             sql: self.sql,
             projection,
             pushed,
+            order: Vec::new(),
             limit,
+            push_down: self.push_down,
         };
         Ok(Arc::new(ZenScanExec::new(
             Arc::clone(&self.store),

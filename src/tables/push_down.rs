@@ -15,6 +15,10 @@
 //! Values are always bound as parameters, never spliced into SQL text. Pushed SQL refers to
 //! the scan's column aliases (`"run_name"`), so it is independent of the ZenML schema era.
 //!
+//! **Sorts** (with the LIMIT above them) go to the store too, when it orders rows exactly as
+//! DataFusion does: plain columns of the kinds in [`Kind::ordered`], ids, and booleans, with
+//! NULLs placed explicitly ([`push_down_sort`]). DataFusion then drops its own sort.
+//!
 //! **Run-time filters** are a fourth kind, decided while the query runs: a hash join, once
 //! it has read its build side, offers the probe-side scan a filter of the keys it found
 //! (`run_id IN (...)`, `step_id >= a AND step_id <= b`). [`push_down_runtime`] reads such a
@@ -193,6 +197,45 @@ pub fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
     }
 }
 
+/// One key of a sort the store evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub column: &'static str,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+impl SortKey {
+    /// The key in SQLite's ORDER BY, over the scan's column aliases.
+    pub fn sql(&self) -> String {
+        format!(
+            "\"{}\" {} NULLS {}",
+            self.column,
+            if self.descending { "DESC" } else { "ASC" },
+            if self.nulls_first { "FIRST" } else { "LAST" }
+        )
+    }
+}
+
+/// `order` (column name, descending, nulls first) as a sort the store gives exactly as
+/// DataFusion would, or `None`. Text compares byte-wise in both (SQLite's BINARY collation on
+/// UTF-8), numbers and booleans by value, timestamps as their fixed-width text, ids as their
+/// lowercase hex (which orders as the dashed form).
+pub fn push_down_sort(table: &TableDef, order: &[(&str, bool, bool)]) -> Option<Vec<SortKey>> {
+    order
+        .iter()
+        .map(|&(name, descending, nulls_first)| {
+            let def = table.column(name)?;
+            (def.kind.ordered() || matches!(def.kind, Kind::Id | Kind::Bool | Kind::Json))
+                .then_some(SortKey {
+                    column: def.name,
+                    descending,
+                    nulls_first,
+                })
+        })
+        .collect()
+}
+
 /// The part of a run-time filter SQLite can evaluate, as it stands now (a dynamic filter is
 /// read at its current value), or `None`. Always a superset of the rows the filter keeps.
 pub fn push_down_runtime(table: &TableDef, filter: &Arc<dyn PhysicalExpr>) -> Option<Pushed> {
@@ -308,8 +351,9 @@ fn push_like(table: &TableDef, like: &Like) -> Option<Pushed> {
             name,
         )),
         // Ids are stored without dashes and in lowercase: match the pattern the same way and
-        // let DataFusion check the dashed form.
-        Kind::Id if !negated => {
+        // let DataFusion check the dashed form. That is a superset only when every wildcard is
+        // `%` (a `_` may stand for a dash that is not in the store) and nothing is escaped.
+        Kind::Id if !negated && !pattern.contains('_') && !pattern.contains(escape) => {
             let stored: String = pattern
                 .chars()
                 .filter(|c| *c != '-')
@@ -346,13 +390,15 @@ fn comparison(table: &TableDef, left: &Expr, op: Operator, right: &Expr) -> Opti
         return None;
     }
     let (value, exact) = value(kind, literal(lit_expr)?)?;
-    if !exact {
+    // An inexact value narrows `=` to a superset (DataFusion refilters); any other operator
+    // on it could drop rows DataFusion keeps.
+    if !exact && op != Operator::Eq {
         return None;
     }
     Some(Pushed::new(
         format!("\"{name}\" {sql_op} ?"),
         vec![value],
-        true,
+        exact,
         name,
     ))
 }
@@ -393,7 +439,9 @@ fn value(kind: Kind, literal: &ScalarValue) -> Option<(Value, bool)> {
         _ => None,
     };
     match kind {
-        Kind::Id => store_id(text?).map(|id| (Value::Text(id), true)),
+        // Only an id spelled as runql shows ids (lowercase, dashed) equals a column value in
+        // DataFusion; another spelling of the same id equals none, so it narrows at most.
+        Kind::Id => store_id(text?).map(|id| (Value::Text(id), is_canonical_id(literal))),
         Kind::Text | Kind::Json => text.map(|s| (Value::Text(s.to_string()), true)),
         Kind::Int | Kind::Float => match literal {
             S::Int8(Some(v)) => Some((Value::Integer(*v as i64), true)),
@@ -475,7 +523,7 @@ mod tests {
     fn ids_are_matched_as_stored() {
         let p = push_down(
             runs(),
-            &col("run_id").eq(lit("4A37D064-F167-4EFA-B898-926992F19E19")),
+            &col("run_id").eq(lit("4a37d064-f167-4efa-b898-926992f19e19")),
         )
         .unwrap();
         assert_eq!(p.sql, "\"run_id\" = ?");
@@ -484,6 +532,22 @@ mod tests {
             vec![Value::Text("4a37d064f1674efab898926992f19e19".into())]
         );
         assert!(p.exact);
+        // Another spelling equals no id in DataFusion: it only narrows, DataFusion decides.
+        let upper = push_down(
+            runs(),
+            &col("run_id").eq(lit("4A37D064-F167-4EFA-B898-926992F19E19")),
+        )
+        .unwrap();
+        assert_eq!(upper.params, p.params);
+        assert!(!upper.exact);
+        for negated in [
+            col("run_id").not_eq(lit("4A37D064-F167-4EFA-B898-926992F19E19")),
+            col("run_id").in_list(vec![lit("4a37d064f1674efab898926992f19e19")], true),
+        ] {
+            assert!(push_down(runs(), &negated).is_none(), "{negated}");
+        }
+        // A `_` may stand for a dash the store does not keep: such a LIKE is not pushed.
+        assert!(push_down(runs(), &col("run_id").like(lit("4a37d064_f167%"))).is_none());
         // Not an id at all: DataFusion decides (no row matches), SQLite is not asked.
         assert!(push_down(runs(), &col("run_id").eq(lit("nope"))).is_none());
         // Ids written as runql writes them order as the store's form does ...

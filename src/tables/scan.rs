@@ -10,15 +10,17 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
@@ -26,17 +28,18 @@ use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
 };
 use datafusion::physical_plan::metrics::{
-    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
 };
 use futures::TryStreamExt;
 use rusqlite::types::Value;
 
 use super::convert::ColumnBuilder;
-use super::push_down::{self, Pushed};
+use super::push_down::{self, Pushed, SortKey};
 use super::{Kind, TableDef};
 use crate::store::ZenStore;
 use crate::store::schema::TableSql;
@@ -50,20 +53,29 @@ pub struct ScanQuery {
     pub columns: Vec<(&'static str, Kind)>,
     /// The pushed filters, for EXPLAIN.
     pub filters: Vec<String>,
+    /// The pushed sort, for EXPLAIN.
+    pub order: Vec<String>,
     pub limit: Option<usize>,
 }
 
 impl ScanQuery {
-    /// `SELECT <projection> FROM (SELECT <needed columns> FROM <ZenML tables>) WHERE <pushed> LIMIT n`.
+    /// `SELECT <projection> FROM (SELECT <needed columns> FROM <ZenML tables>) WHERE <pushed>
+    /// ORDER BY <order> LIMIT n`.
     ///
     /// The inner query computes each needed column once under its runql name, so pushed
     /// filters never depend on ZenML's schema; SQLite flattens it away unless a window
     /// column (computed over all rows, before filters) is needed.
+    ///
+    /// A sort with a LIMIT is materialized late when the table has a row key: SQLite first
+    /// finds the keys of the first rows from the filter and sort columns alone, then computes
+    /// the wide columns (tags, configs, source code, counts) for those rows only, rather than
+    /// for every row it sorts (`SELECT * FROM runs ORDER BY start_time DESC LIMIT 3`).
     pub fn build(
         def: &TableDef,
         sql: &TableSql,
         projection: &[usize],
         pushed: &[Pushed],
+        order: &[SortKey],
         limit: Option<usize>,
     ) -> Self {
         let columns: Vec<(&'static str, Kind)> = projection
@@ -71,41 +83,18 @@ impl ScanQuery {
             .map(|&i| (def.columns[i].name, def.columns[i].kind))
             .collect();
         let mut needed: Vec<&'static str> = columns.iter().map(|(n, _)| *n).collect();
-        for p in pushed {
-            for c in &p.columns {
-                if !needed.contains(c) {
-                    needed.push(c);
+        let mut narrow: Vec<&'static str> = Vec::new();
+        for c in pushed
+            .iter()
+            .flat_map(|p| p.columns.iter().copied())
+            .chain(order.iter().map(|k| k.column))
+        {
+            for list in [&mut needed, &mut narrow] {
+                if !list.contains(&c) {
+                    list.push(c);
                 }
             }
         }
-
-        let mut joins: Vec<&str> = Vec::new();
-        let mut inner_columns = Vec::with_capacity(needed.len());
-        for name in &needed {
-            match sql.column(name) {
-                Some(c) => {
-                    for j in c.joins {
-                        add_join(sql, j, &mut joins);
-                    }
-                    inner_columns.push(format!("{} AS \"{name}\"", c.expr));
-                }
-                // This ZenML era does not record the column: NULL, never made up.
-                None => inner_columns.push(format!("NULL AS \"{name}\"")),
-            }
-        }
-        if inner_columns.is_empty() {
-            inner_columns.push("1 AS \"__row\"".to_string());
-        }
-        let mut inner = format!("SELECT {} FROM {}", inner_columns.join(", "), sql.from);
-        for join in sql.joins.iter().filter(|j| joins.contains(&j.alias)) {
-            inner.push(' ');
-            inner.push_str(join.sql);
-        }
-        if let Some(filter) = sql.filter {
-            inner.push_str(" WHERE ");
-            inner.push_str(filter);
-        }
-
         let outer_columns = if columns.is_empty() {
             "NULL".to_string()
         } else {
@@ -115,33 +104,83 @@ impl ScanQuery {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut query = format!("SELECT {outer_columns} FROM ({inner}) AS t");
-        let mut params = Vec::new();
-        let filters: Vec<String> = pushed.iter().map(|p| p.sql.clone()).collect();
+        let filters: Vec<String> = pushed.iter().map(|p| format!("({})", p.sql)).collect();
+        let mut tail = String::new();
         if !filters.is_empty() {
-            query.push_str(" WHERE ");
-            query.push_str(
-                &filters
-                    .iter()
-                    .map(|f| format!("({f})"))
-                    .collect::<Vec<_>>()
-                    .join(" AND "),
-            );
-            for p in pushed {
-                params.extend(p.params.iter().cloned());
-            }
+            tail.push_str(" WHERE ");
+            tail.push_str(&filters.join(" AND "));
+        }
+        let mut sort = String::new();
+        if !order.is_empty() {
+            let keys: Vec<String> = order.iter().map(SortKey::sql).collect();
+            sort = format!(" ORDER BY {}", keys.join(", "));
         }
         if let Some(n) = limit {
-            query.push_str(&format!(" LIMIT {n}"));
+            sort.push_str(&format!(" LIMIT {n}"));
         }
+        let params: Vec<Value> = pushed
+            .iter()
+            .flat_map(|p| p.params.iter().cloned())
+            .collect();
+
+        let query = match sql.key {
+            Some(key) if !order.is_empty() && limit.is_some() => {
+                let wide = inner_select(sql, &needed, Some(key));
+                let first = inner_select(sql, &narrow, Some(key));
+                format!(
+                    "SELECT {outer_columns} FROM ({wide}) AS t WHERE \"__key\" IN \
+                     (SELECT \"__key\" FROM ({first}) AS k{tail}{sort}){sort}"
+                )
+            }
+            _ => {
+                let inner = inner_select(sql, &needed, None);
+                format!("SELECT {outer_columns} FROM ({inner}) AS t{tail}{sort}")
+            }
+        };
         Self {
             sql: query,
             params,
             columns,
             filters: pushed.iter().map(describe).collect(),
+            order: order.iter().map(SortKey::sql).collect(),
             limit,
         }
     }
+}
+
+/// `SELECT <columns under their runql names> FROM <ZenML tables and the joins they need>`,
+/// with the row key as `__key` when asked for.
+fn inner_select(sql: &TableSql, names: &[&'static str], key: Option<&str>) -> String {
+    let mut joins: Vec<&str> = Vec::new();
+    let mut inner_columns = Vec::with_capacity(names.len() + 1);
+    if let Some(key) = key {
+        inner_columns.push(format!("{key} AS \"__key\""));
+    }
+    for name in names {
+        match sql.column(name) {
+            Some(c) => {
+                for j in c.joins {
+                    add_join(sql, j, &mut joins);
+                }
+                inner_columns.push(format!("{} AS \"{name}\"", c.expr));
+            }
+            // This ZenML era does not record the column: NULL, never made up.
+            None => inner_columns.push(format!("NULL AS \"{name}\"")),
+        }
+    }
+    if inner_columns.is_empty() {
+        inner_columns.push("1 AS \"__row\"".to_string());
+    }
+    let mut inner = format!("SELECT {} FROM {}", inner_columns.join(", "), sql.from);
+    for join in sql.joins.iter().filter(|j| joins.contains(&j.alias)) {
+        inner.push(' ');
+        inner.push_str(join.sql);
+    }
+    if let Some(filter) = sql.filter {
+        inner.push_str(" WHERE ");
+        inner.push_str(filter);
+    }
+    inner
 }
 
 /// A pushed filter with its parameters shown in place, for EXPLAIN (display only).
@@ -183,7 +222,11 @@ pub struct ScanPlan {
     pub sql: &'static TableSql,
     pub projection: Vec<usize>,
     pub pushed: Vec<Pushed>,
+    /// A sort the store does (DataFusion dropped its own), with `limit` applied after it.
+    pub order: Vec<SortKey>,
     pub limit: Option<usize>,
+    /// Off: run-time filters, sorts and fetches are refused too.
+    pub push_down: super::PushDown,
 }
 
 /// Streams one runql table's rows out of the store.
@@ -203,8 +246,28 @@ pub struct ZenScanExec {
 
 impl ZenScanExec {
     pub fn new(store: Arc<ZenStore>, plan: ScanPlan, schema: SchemaRef) -> Self {
+        // A sort the store does is an ordering parents may rely on.
+        let ordering: Vec<PhysicalSortExpr> = plan
+            .order
+            .iter()
+            .filter_map(|key| {
+                let index = schema.index_of(key.column).ok()?;
+                Some(PhysicalSortExpr::new(
+                    Arc::new(Column::new(key.column, index)),
+                    SortOptions {
+                        descending: key.descending,
+                        nulls_first: key.nulls_first,
+                    },
+                ))
+            })
+            .collect();
+        let equivalences = if ordering.is_empty() {
+            EquivalenceProperties::new(Arc::clone(&schema))
+        } else {
+            EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering])
+        };
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
+            equivalences,
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -214,6 +277,7 @@ impl ZenScanExec {
             plan.sql,
             &plan.projection,
             &plan.pushed,
+            &plan.order,
             plan.limit,
         );
         Self {
@@ -244,6 +308,7 @@ impl ZenScanExec {
             self.plan.sql,
             &self.plan.projection,
             &pushed,
+            &self.plan.order,
             self.plan.limit,
         )
     }
@@ -262,6 +327,9 @@ impl DisplayAs for ZenScanExec {
                 )?;
                 if !self.query.filters.is_empty() {
                     write!(f, ", pushed_filters=[{}]", self.query.filters.join(", "))?;
+                }
+                if !self.query.order.is_empty() {
+                    write!(f, ", order=[{}]", self.query.order.join(", "))?;
                 }
                 if let Some(n) = self.query.limit {
                     write!(f, ", limit={n}")?;
@@ -327,7 +395,11 @@ impl ExecutionPlan for ZenScanExec {
             .collect();
         let no = vec![PushedDown::No; offered.len()];
         let useful: Vec<Arc<dyn PhysicalExpr>> = offered.into_iter().filter(is_dynamic).collect();
-        if phase != FilterPushdownPhase::Post || self.plan.limit.is_some() || useful.is_empty() {
+        if phase != FilterPushdownPhase::Post
+            || self.plan.limit.is_some()
+            || self.plan.push_down == super::PushDown::Off
+            || useful.is_empty()
+        {
             return Ok(FilterPushdownPropagation::with_parent_pushdown_result(no));
         }
         let mut scan = Self::new(
@@ -338,6 +410,68 @@ impl ExecutionPlan for ZenScanExec {
         scan.runtime_filters = useful;
         Ok(FilterPushdownPropagation::with_parent_pushdown_result(no)
             .with_updated_node(Arc::new(scan) as Arc<dyn ExecutionPlan>))
+    }
+
+    /// Takes a sort over plain columns the store orders as DataFusion does (see
+    /// `push_down::push_down_sort`): SQLite sorts (through an index when it has one) and
+    /// DataFusion's SortExec goes; with the LIMIT above it, only the first rows are read.
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        if self.plan.push_down == super::PushDown::Off
+            || self.plan.limit.is_some()
+            || !self.runtime_filters.is_empty()
+        {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let mut keys = Vec::with_capacity(order.len());
+        for sort in order {
+            let Some(column) = sort.expr.downcast_ref::<Column>() else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            keys.push((
+                column.name(),
+                sort.options.descending,
+                sort.options.nulls_first,
+            ));
+        }
+        let Some(order) = push_down::push_down_sort(self.plan.def, &keys) else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        let plan = ScanPlan {
+            order,
+            ..self.plan.clone()
+        };
+        let scan = Self::new(Arc::clone(&self.store), plan, Arc::clone(&self.schema));
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(scan),
+        })
+    }
+
+    /// A LIMIT above the scan (or above the sort it took) is read by SQLite. A scan that
+    /// narrows its rows by a join's keys takes none: its first rows would be other rows.
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        if self.plan.push_down == super::PushDown::Off || !self.runtime_filters.is_empty() {
+            return None;
+        }
+        let limit = match (self.plan.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let plan = ScanPlan {
+            limit,
+            ..self.plan.clone()
+        };
+        Some(Arc::new(Self::new(
+            Arc::clone(&self.store),
+            plan,
+            Arc::clone(&self.schema),
+        )))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.plan.limit
     }
 
     fn replace_children(
@@ -375,9 +509,11 @@ impl ExecutionPlan for ZenScanExec {
         }
         let batch_size = context.session_config().batch_size();
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let store_time = MetricBuilder::new(&self.metrics).subset_time(STORE_TIME, partition);
+        let meters = (rows, store_time);
         if self.runtime_filters.is_empty() {
             let query = self.query.clone();
-            return Ok(stream(&self.store, query, &self.schema, batch_size, rows));
+            return Ok(stream(&self.store, query, &self.schema, batch_size, meters));
         }
         // Start SQLite at the first poll, not now: by then the join has filled its filter.
         let scan = Self {
@@ -392,21 +528,27 @@ impl ExecutionPlan for ZenScanExec {
         let schema = Arc::clone(&self.schema);
         let deferred = futures::stream::once(async move {
             let query = scan.query_now();
-            Ok::<_, DataFusionError>(stream(&scan.store, query, &scan.schema, batch_size, rows))
+            Ok::<_, DataFusionError>(stream(&scan.store, query, &scan.schema, batch_size, meters))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, deferred)))
     }
 }
 
-/// Rows of `query` as a stream, read on a blocking thread.
+/// The metric that says how long a scan spent in the store: SQLite running its query and
+/// runql converting its rows, not the time spent waiting for DataFusion to take a batch.
+pub const STORE_TIME: &str = "store_time";
+
+/// Rows of `query` as a stream, read on a blocking thread; `meters` count the rows and the
+/// time spent in the store.
 fn stream(
     store: &Arc<ZenStore>,
     query: ScanQuery,
     schema: &SchemaRef,
     batch_size: usize,
-    rows: Count,
+    meters: (Count, Time),
 ) -> SendableRecordBatchStream {
+    let (rows, store_time) = meters;
     let mut builder = RecordBatchReceiverStream::builder(Arc::clone(schema), 2);
     let tx = builder.tx();
     let store = Arc::clone(store);
@@ -414,12 +556,49 @@ fn stream(
     builder.spawn_blocking(move || {
         let watch = tx.clone();
         let cancelled = move || watch.is_closed();
-        read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
+        let started = Instant::now();
+        let mut waiting = Duration::ZERO;
+        let result = read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
             rows.add(batch.num_rows());
-            tx.blocking_send(Ok(batch)).is_ok()
-        })
+            let handing = Instant::now();
+            let taken = tx.blocking_send(Ok(batch)).is_ok();
+            waiting += handing.elapsed();
+            taken
+        });
+        store_time.add_duration(started.elapsed().saturating_sub(waiting));
+        result
     });
     builder.build()
+}
+
+/// What each scan of an executed plan did: its table, the rows the store returned and the
+/// time spent in the store (`--timing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanTiming {
+    pub table: &'static str,
+    pub rows: usize,
+    pub store_time: Duration,
+}
+
+/// The scans of `plan`, after it ran, in plan order.
+pub fn scan_timings(plan: &Arc<dyn ExecutionPlan>) -> Vec<ScanTiming> {
+    let mut found = Vec::new();
+    let _ = plan.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<ZenScanExec>() {
+            let metrics = scan.metrics.clone_inner();
+            let nanos = metrics
+                .sum_by_name(STORE_TIME)
+                .map(|v| v.as_usize())
+                .unwrap_or(0);
+            found.push(ScanTiming {
+                table: scan.plan.def.name,
+                rows: metrics.output_rows().unwrap_or(0),
+                store_time: Duration::from_nanos(nanos as u64),
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// Whether `filter` is (or holds) a dynamic filter, the kind that changes while a query runs.
@@ -543,7 +722,14 @@ pub fn lookup(
                 .ok_or_else(|| DataFusionError::Plan(format!("{} has no column {c}", def.name)))
         })
         .collect::<Result<_>>()?;
-    let query = ScanQuery::build(def, sql, &projection, std::slice::from_ref(filter), None);
+    let query = ScanQuery::build(
+        def,
+        sql,
+        &projection,
+        std::slice::from_ref(filter),
+        &[],
+        None,
+    );
     let conn = store.connect().map_err(external)?;
     let mut stmt = conn
         .prepare(&query.sql)

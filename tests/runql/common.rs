@@ -67,9 +67,15 @@ pub fn query_json(sql: &str) -> Vec<Value> {
 }
 
 pub fn query_json_on(store: &Path, sql: &str) -> Vec<Value> {
+    query_json_on_with(store, sql, &[])
+}
+
+/// Rows of `sql` on `store`, with more of runql's flags.
+pub fn query_json_on_with(store: &Path, sql: &str, flags: &[&str]) -> Vec<Value> {
     let output = runql()
         .arg("--store")
         .arg(store)
+        .args(flags)
         .args(["--format", "json", "-c", sql])
         .output()
         .expect("runql runs");
