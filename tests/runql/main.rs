@@ -4,10 +4,13 @@
 mod common;
 
 mod cli;
+mod differential;
 mod export;
 mod golden;
 mod outputs;
 mod pushdown;
 mod queries;
+mod readme;
 mod repl;
+mod secrets;
 mod store;
