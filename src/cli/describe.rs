@@ -1,5 +1,5 @@
-//! What the REPL's describing commands print: `\d`, `\d TABLE` (meanings from `schemas/`),
-//! `\queries` and `\store`.
+//! What the describing commands print, in the REPL and in scripts: `\d`, `\d TABLE`
+//! (meanings from `schemas/`), `\queries` and `\store`.
 
 use std::sync::Arc;
 

@@ -69,7 +69,8 @@ impl ScanQuery {
     /// A sort with a LIMIT is materialized late when the table has a row key: SQLite first
     /// finds the keys of the first rows from the filter and sort columns alone, then computes
     /// the wide columns (tags, configs, source code, counts) for those rows only, rather than
-    /// for every row it sorts (`SELECT * FROM runs ORDER BY start_time DESC LIMIT 3`).
+    /// for every row it sorts (`SELECT * FROM runs ORDER BY start_time DESC LIMIT 3`). The
+    /// outer query sorts and limits again, so a key that repeats still gives the first rows.
     pub fn build(
         def: &TableDef,
         sql: &TableSql,
@@ -123,19 +124,24 @@ impl ScanQuery {
             .flat_map(|p| p.params.iter().cloned())
             .collect();
 
-        let query = match sql.key {
-            Some(key) if !order.is_empty() && limit.is_some() => {
-                let wide = inner_select(sql, &needed, Some(key));
-                let first = inner_select(sql, &narrow, Some(key));
-                format!(
-                    "SELECT {outer_columns} FROM ({wide}) AS t WHERE \"__key\" IN \
-                     (SELECT \"__key\" FROM ({first}) AS k{tail}{sort}){sort}"
-                )
-            }
-            _ => {
-                let inner = inner_select(sql, &needed, None);
-                format!("SELECT {outer_columns} FROM ({inner}) AS t{tail}{sort}")
-            }
+        let query = if !sql.key.is_empty() && !order.is_empty() && limit.is_some() {
+            let wide = inner_select(sql, &needed, sql.key);
+            let first = inner_select(sql, &narrow, sql.key);
+            let keys: Vec<String> = (0..sql.key.len())
+                .map(|i| format!("\"__key{i}\""))
+                .collect();
+            let on: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
+            // The first rows' keys, a few rows SQLite materializes, drive the join: each
+            // wide row is then found through the key's index.
+            format!(
+                "SELECT {outer_columns} FROM (SELECT {} FROM ({first}) AS k{tail}{sort}) AS f \
+                 JOIN ({wide}) AS t ON {}{sort}",
+                keys.join(", "),
+                on.join(" AND ")
+            )
+        } else {
+            let inner = inner_select(sql, &needed, &[]);
+            format!("SELECT {outer_columns} FROM ({inner}) AS t{tail}{sort}")
         };
         Self {
             sql: query,
@@ -149,12 +155,12 @@ impl ScanQuery {
 }
 
 /// `SELECT <columns under their runql names> FROM <ZenML tables and the joins they need>`,
-/// with the row key as `__key` when asked for.
-fn inner_select(sql: &TableSql, names: &[&'static str], key: Option<&str>) -> String {
+/// with the row key's columns as `__key0`, `__key1`, ...
+fn inner_select(sql: &TableSql, names: &[&'static str], key: &[&str]) -> String {
     let mut joins: Vec<&str> = Vec::new();
-    let mut inner_columns = Vec::with_capacity(names.len() + 1);
-    if let Some(key) = key {
-        inner_columns.push(format!("{key} AS \"__key\""));
+    let mut inner_columns = Vec::with_capacity(names.len() + key.len());
+    for (i, column) in key.iter().enumerate() {
+        inner_columns.push(format!("{column} AS \"__key{i}\""));
     }
     for name in names {
         match sql.column(name) {

@@ -252,7 +252,7 @@ fn sort_and_limit_are_pushed_and_wide_columns_computed_last() {
         .unwrap()
         .1;
     assert!(
-        executed.contains(r#""__key" IN (SELECT "__key""#),
+        executed.contains(r#"FROM (SELECT "__key0" FROM (SELECT r.id AS "__key0""#),
         "{executed}"
     );
     // The answer is the one DataFusion gives sorting by itself.

@@ -114,7 +114,7 @@ macro_rules! runs_and_steps_without_index {
             filter: None,
             missing: &[],
             overrides: &[],
-            key: Some("r.id"),
+            key: &["r.id"],
             columns: &[
                 col("run_id", "r.id"),
                 col("run_name", "r.name"),
@@ -170,7 +170,7 @@ macro_rules! runs_and_steps_without_index {
             filter: None,
             missing: &[],
             overrides: &[],
-            key: Some("s.id"),
+            key: &["s.id"],
             columns: &[
                 col("step_id", "s.id"),
                 col("step_name", "s.name"),
@@ -259,9 +259,10 @@ pub struct TableSql {
     /// Columns this era computes otherwise than the table it reuses (they take the place of
     /// the column of the same name in `columns`): `replacing(RUNS, &[...])`.
     pub overrides: &'static [ColumnSql],
-    /// An expression unique to each row (a primary key of `from`), if there is one: a sorted
-    /// scan with a LIMIT finds its rows by it before computing their wide columns.
-    pub key: Option<&'static str>,
+    /// Columns that pick out a row (a primary key of `from`): a sorted scan with a LIMIT
+    /// finds its first rows by them before computing their wide columns. Empty: no such key.
+    /// (A key that repeats stays correct: the outer query sorts and limits again.)
+    pub key: &'static [&'static str],
 }
 
 impl TableSql {

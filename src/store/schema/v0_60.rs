@@ -116,7 +116,7 @@ const PIPELINES_BY_NAME: TableSql = TableSql {
     filter: Some(concat!("p.id = ", first_version_id!("p"))),
     missing: &["description"],
     overrides: &[],
-    key: Some("p.id"),
+    key: &["p.id"],
     columns: &[
         col("pipeline_id", "p.id"),
         col("pipeline_name", "p.name"),
@@ -161,7 +161,7 @@ const METADATA: TableSql = TableSql {
     ),
     missing: &["publisher_step_id"],
     overrides: &[],
-    key: None,
+    key: &["m.id"],
     columns: &[
         col("resource_type", resource_type!("m")),
         col("resource_id", "m.resource_id"),

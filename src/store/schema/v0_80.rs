@@ -56,7 +56,7 @@ pub(super) const METADATA: TableSql = TableSql {
     filter: Some("md.nth = 1"),
     missing: &[],
     overrides: &[],
-    key: None,
+    key: &[],
     columns: &[
         col("resource_type", resource_type!("md")),
         col("resource_id", "md.resource_id"),

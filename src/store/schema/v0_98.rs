@@ -37,7 +37,7 @@ pub(super) const PIPELINES: TableSql = TableSql {
     filter: None,
     missing: &[],
     overrides: &[],
-    key: Some("p.id"),
+    key: &["p.id"],
     columns: &[
         col("pipeline_id", "p.id"),
         col("pipeline_name", "p.name"),
@@ -90,7 +90,7 @@ const RUNS: TableSql = TableSql {
     filter: None,
     missing: &[],
     overrides: &[],
-    key: Some("r.id"),
+    key: &["r.id"],
     columns: &[
         col("run_id", "r.id"),
         col("run_name", "r.name"),
@@ -143,7 +143,7 @@ const STEPS: TableSql = TableSql {
     filter: None,
     missing: &[],
     overrides: &[],
-    key: Some("s.id"),
+    key: &["s.id"],
     columns: &[
         col("step_id", "s.id"),
         col("step_name", "s.name"),
@@ -222,7 +222,7 @@ pub(super) const OUTPUTS: TableSql = TableSql {
     filter: None,
     missing: &[],
     overrides: &[],
-    key: None,
+    key: &["o.step_id", "o.artifact_id"],
     columns: &[
         col("output_id", "o.artifact_id"),
         col("output_name", "o.name"),
@@ -253,7 +253,7 @@ pub(super) const INPUTS: TableSql = TableSql {
     filter: None,
     missing: &[],
     overrides: &[],
-    key: None,
+    key: &["i.step_id", "i.artifact_id", "i.name"],
     columns: &[
         col("step_id", "i.step_id"),
         joined("step_name", "s.name", &["s"]),
@@ -276,7 +276,7 @@ pub(super) const METADATA: TableSql = TableSql {
     ),
     missing: &[],
     overrides: &[],
-    key: None,
+    key: &["m.id"],
     columns: &[
         col("resource_type", resource_type!("mr")),
         col("resource_id", "mr.resource_id"),
