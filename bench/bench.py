@@ -70,6 +70,43 @@ QUESTIONS = [
         "SELECT date_trunc('month', start_time) AS month, count(*) AS runs FROM runs GROUP BY 1 ORDER BY 1",
         "SELECT strftime('%Y-%m', start_time), count(*) FROM pipeline_run GROUP BY 1 ORDER BY 1",
     ),
+    # The first queries a person types: the latest rows with every column, a peek, one run's
+    # steps, the last failures. sqlite3 reads the raw table's own columns only; runql
+    # computes its tables' (tags, configs, run numbers, names through joins).
+    (
+        "latest 3 runs, every column",
+        "SELECT * FROM runs ORDER BY start_time DESC LIMIT 3",
+        "SELECT * FROM pipeline_run ORDER BY start_time DESC LIMIT 3",
+    ),
+    (
+        "latest 3 steps, every column",
+        "SELECT * FROM steps ORDER BY start_time DESC LIMIT 3",
+        "SELECT * FROM step_run ORDER BY start_time DESC LIMIT 3",
+    ),
+    (
+        "latest 3 outputs, every column",
+        "SELECT * FROM outputs ORDER BY created DESC LIMIT 3",
+        "SELECT o.*, av.* FROM step_run_output_artifact o JOIN artifact_version av ON av.id = o.artifact_id "
+        "ORDER BY av.created DESC LIMIT 3",
+    ),
+    (
+        "peek: 10 steps, no order",
+        "SELECT * FROM steps LIMIT 10",
+        "SELECT * FROM step_run LIMIT 10",
+    ),
+    (
+        "one run's steps, every column",
+        "SELECT * FROM steps WHERE run_name = 'first-custom' ORDER BY step_index",
+        "SELECT s.* FROM pipeline_run r JOIN step_run s ON s.pipeline_run_id = r.id WHERE r.name = 'first-custom' "
+        "ORDER BY s.created, s.id",
+    ),
+    (
+        "latest 5 failed runs, their failed steps",
+        "SELECT r.run_name, r.start_time, s.step_name, s.exception FROM runs r JOIN steps s ON s.run_id = r.run_id "
+        "WHERE r.status = 'failed' AND s.status = 'failed' ORDER BY r.start_time DESC LIMIT 5",
+        "SELECT r.name, r.start_time, s.name, s.exception_info FROM pipeline_run r JOIN step_run s "
+        "ON s.pipeline_run_id = r.id WHERE r.status = 'failed' AND s.status = 'failed' ORDER BY r.start_time DESC LIMIT 5",
+    ),
 ]
 
 
