@@ -102,7 +102,10 @@ fn changed_runs(since: Option<&str>, previous: Option<&Manifest>) -> String {
         ));
     }
     if let Some(previous) = previous {
-        let mut changed = "run_id NOT IN (SELECT run_id FROM __prev_runs)".to_string();
+        // New runs, and runs the previous export saw unfinished: a running run's steps
+        // change without its own `updated` moving.
+        let mut changed =
+            format!("run_id NOT IN (SELECT run_id FROM __prev_runs WHERE status IN ({FINISHED}))");
         if let Some(mark) = &previous.watermark {
             changed = format!(
                 "({changed} OR updated >= CAST('{}' AS TIMESTAMP))",
@@ -116,6 +119,9 @@ fn changed_runs(since: Option<&str>, previous: Option<&Manifest>) -> String {
     }
     format!("SELECT run_id FROM runs WHERE {}", conditions.join(" AND "))
 }
+
+/// Run statuses ZenML does not change again (a finished run's steps are final too).
+const FINISHED: &str = "'completed', 'failed', 'cached', 'stopped'";
 
 /// `changed_runs` when every run is to be read: then no table needs filtering on it (a
 /// semi-join on every run would hold a whole table in a hash table).
@@ -488,6 +494,22 @@ pub async fn register_export(ctx: &SessionContext, dir: &Path) -> Result<Manifes
     Ok(manifest)
 }
 
+/// Columns computed when an export is read rather than stored: positions counted from the
+/// end depend on rows other than their own (a new run makes every earlier run of its
+/// pipeline one further from the end), and an incremental export keeps the rows of runs
+/// that did not change. Counted from the rows the export holds, they stay exact.
+fn derived(table: &str, column: &str) -> Option<&'static str> {
+    match (table, column) {
+        // A run whose pipeline is gone keeps what the store said (eras count those apart).
+        ("runs", "run_rindex") => Some(
+            "CASE WHEN pipeline_id IS NULL THEN run_rindex \
+             ELSE run_index - COUNT(*) OVER (PARTITION BY pipeline_id) END",
+        ),
+        ("steps", "step_rindex") => Some("step_index - COUNT(*) OVER (PARTITION BY run_id)"),
+        _ => None,
+    }
+}
+
 /// Registers each table of the export in `dir` as the view `<prefix><table>`.
 async fn register_tables(
     ctx: &SessionContext,
@@ -518,7 +540,9 @@ async fn register_tables(
             .columns
             .iter()
             .map(|c| {
-                if written.has_column_with_unqualified_name(c.name) {
+                if let Some(expr) = derived(def.name, c.name) {
+                    format!("{expr} AS \"{}\"", c.name)
+                } else if written.has_column_with_unqualified_name(c.name) {
                     format!("\"{}\"", c.name)
                 } else {
                     format!(

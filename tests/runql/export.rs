@@ -293,3 +293,64 @@ fn a_folder_of_another_store_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds an export of another store"));
 }
+
+/// Found by comparing a store with its incremental export: a new run makes every earlier run
+/// of its pipeline one further from the end, but their rows were kept as exported, so two
+/// runs had `run_rindex = -2`. The export must equal the store after any change.
+#[test]
+fn an_incremental_export_equals_the_store_after_a_new_run() {
+    let (store_dir, store) = fixture_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let export_from = |store: &Path| {
+        runql()
+            .arg("--store")
+            .arg(store)
+            .arg("export")
+            .arg("--to")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(export_from(&store).status.success());
+    // One more run, cloned from a real one with every reference (bench/grow_store.py).
+    let runs = golden_rows("runs").len();
+    let grown = store_dir.path().join("grown.db");
+    let grow = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/grow_store.py"))
+        .arg(fixture_store())
+        .arg(&grown)
+        .arg((runs + 1).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        grow.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grow.stderr)
+    );
+    std::fs::copy(&grown, &store).unwrap();
+    let out = export_from(&store);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for table in [
+        "pipelines",
+        "runs",
+        "steps",
+        "outputs",
+        "inputs",
+        "metadata",
+    ] {
+        let sql = format!("SELECT * FROM {table}");
+        assert!(
+            same_rows(query_json_on(&store, &sql), query_json_on(dir.path(), &sql)),
+            "{table} differs from the store after a new run"
+        );
+    }
+    let latest = query_json_on(
+        dir.path(),
+        "SELECT pipeline_name, count(*) AS n FROM runs WHERE run_rindex = -2 GROUP BY pipeline_name",
+    );
+    assert!(latest.iter().all(|r| r["n"] == 1), "{latest:?}");
+}
