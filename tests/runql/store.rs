@@ -346,7 +346,10 @@ fn truncated_or_damaged_stores_fail_cleanly() {
     let pages = bytes.len() / page;
     let mut damaged: Vec<(String, Vec<u8>)> = Vec::new();
     for keep in [100, pages / 3, pages / 2, pages - 1] {
-        damaged.push((format!("cut to {keep} pages"), bytes[..keep * page].to_vec()));
+        damaged.push((
+            format!("cut to {keep} pages"),
+            bytes[..keep * page].to_vec(),
+        ));
     }
     // Pages overwritten with a fixed pseudo-random pattern, page 1 (the schema) spared.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -361,13 +364,23 @@ fn truncated_or_damaged_stores_fail_cleanly() {
                 *b = (state >> (i % 56)) as u8;
             }
         }
-        damaged.push((format!("{} pages overwritten (round {round})", 1 + round * 3), copy));
+        damaged.push((
+            format!("{} pages overwritten (round {round})", 1 + round * 3),
+            copy,
+        ));
     }
     let dir = tempfile::tempdir().unwrap();
     for (what, content) in damaged {
         let path = dir.path().join("zenml.db");
         std::fs::write(&path, &content).unwrap();
-        for table in ["pipelines", "runs", "steps", "outputs", "inputs", "metadata"] {
+        for table in [
+            "pipelines",
+            "runs",
+            "steps",
+            "outputs",
+            "inputs",
+            "metadata",
+        ] {
             let mut child = runql()
                 .arg("--store")
                 .arg(&path)
@@ -389,8 +402,7 @@ fn truncated_or_damaged_stores_fail_cleanly() {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             };
             let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-                .unwrap();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
             assert!(
                 !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
                 "{what}: {table}: {stderr}"
