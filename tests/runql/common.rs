@@ -8,6 +8,28 @@ use std::process::{Command, Output, Stdio};
 
 pub const ZENML_VERSION: &str = "0.98.0";
 
+/// runql's tables, in the order `\d` lists them.
+pub const TABLES: [&str; 6] = [
+    "pipelines",
+    "runs",
+    "steps",
+    "outputs",
+    "inputs",
+    "metadata",
+];
+
+/// `runql --store STORE export --to DIR`.
+pub fn export_store(store: &Path, dir: &Path) -> Output {
+    runql()
+        .arg("--store")
+        .arg(store)
+        .arg("export")
+        .arg("--to")
+        .arg(dir)
+        .output()
+        .expect("runql runs")
+}
+
 pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/zenml-{ZENML_VERSION}"))
 }

@@ -225,16 +225,7 @@ fn a_failed_export_leaves_the_folder_as_it_was() {
 fn exporting_again_adds_only_changed_runs_and_never_duplicates() {
     let (_store_dir, store) = fixture_copy();
     let dir = tempfile::tempdir().unwrap();
-    let export_from = |store: &Path| {
-        runql()
-            .arg("--store")
-            .arg(store)
-            .arg("export")
-            .arg("--to")
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
+    let export_from = |store: &Path| export_store(store, dir.path());
     assert!(export_from(&store).status.success());
     let manifest = |dir: &Path| -> Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
@@ -301,16 +292,7 @@ fn a_folder_of_another_store_is_refused() {
 fn an_incremental_export_equals_the_store_after_a_new_run() {
     let (store_dir, store) = fixture_copy();
     let dir = tempfile::tempdir().unwrap();
-    let export_from = |store: &Path| {
-        runql()
-            .arg("--store")
-            .arg(store)
-            .arg("export")
-            .arg("--to")
-            .arg(dir.path())
-            .output()
-            .unwrap()
-    };
+    let export_from = |store: &Path| export_store(store, dir.path());
     assert!(export_from(&store).status.success());
     // One more run, cloned from a real one with every reference (bench/grow_store.py).
     let runs = golden_rows("runs").len();

@@ -373,14 +373,7 @@ fn truncated_or_damaged_stores_fail_cleanly() {
     for (what, content) in damaged {
         let path = dir.path().join("zenml.db");
         std::fs::write(&path, &content).unwrap();
-        for table in [
-            "pipelines",
-            "runs",
-            "steps",
-            "outputs",
-            "inputs",
-            "metadata",
-        ] {
+        for table in TABLES {
             let mut child = runql()
                 .arg("--store")
                 .arg(&path)
