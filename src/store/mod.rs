@@ -8,6 +8,7 @@ pub mod locate;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -23,7 +24,13 @@ pub struct ZenStore {
     version: String,
     mapping: &'static SchemaMapping,
     fit: Fit,
+    /// Connections a finished scan handed back: opening one makes SQLite parse ZenML's whole
+    /// schema (about a third of a one-shot `SELECT`'s instructions), so they are reused.
+    idle: Mutex<Vec<Connection>>,
 }
+
+/// Idle connections kept for reuse; more are closed.
+const IDLE_CONNECTIONS: usize = 4;
 
 impl ZenStore {
     /// Opens the store at `path` and checks it is a ZenML store of a supported version.
@@ -40,6 +47,8 @@ impl ZenStore {
             version,
             mapping,
             fit,
+            // The connection that read the version serves the first scan.
+            idle: Mutex::new(vec![conn]),
         })
     }
 
@@ -63,10 +72,27 @@ impl ZenStore {
         self.mapping
     }
 
-    /// A new read-only connection. Each scan gets its own, so scans run in parallel and a
-    /// long query never blocks another; SQLite connections are cheap to open.
+    /// A read-only connection of its own: an idle one, else a new one. Each scan gets its
+    /// own, so scans run in parallel and a long query never blocks another.
     pub fn connect(&self) -> StoreResult<Connection> {
-        open_read_only(&self.path)
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_read_only(&self.path),
+        }
+    }
+
+    /// Hands back a connection whose statements all ended (no read transaction is open), for
+    /// the next scan to reuse.
+    pub fn release(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+        {
+            idle.push(conn);
+        }
     }
 }
 

@@ -636,7 +636,14 @@ fn read_batches(
     let mut conn = store.connect().map_err(external)?;
     conn.progress_handler(100_000, Some(cancelled.clone()))
         .map_err(sqlite)?;
-    match read_rows(store, &conn, query, schema, batch_size, &mut emit) {
+    let result = read_rows(store, &conn, query, schema, batch_size, &mut emit);
+    // A connection that read to the end (or stopped cleanly) serves the next scan.
+    if result.is_ok() {
+        conn.progress_handler(0, None::<fn() -> bool>)
+            .map_err(sqlite)?;
+        store.release(conn);
+    }
+    match result {
         // SQLite was interrupted because nobody waits for the rows any more: not an error.
         Err(_) if cancelled() => Ok(()),
         other => other,
@@ -737,15 +744,19 @@ pub fn lookup(
         None,
     );
     let conn = store.connect().map_err(external)?;
-    let mut stmt = conn
-        .prepare(&query.sql)
-        .map_err(|e| prepare_error(store, e))?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(query.params.iter()), |row| {
-            (0..projection.len())
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(sqlite)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite)
+    let found = {
+        let mut stmt = conn
+            .prepare(&query.sql)
+            .map_err(|e| prepare_error(store, e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(query.params.iter()), |row| {
+                (0..projection.len())
+                    .map(|i| row.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(sqlite)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite)?
+    };
+    store.release(conn);
+    Ok(found)
 }
