@@ -80,14 +80,7 @@ fn every_report_gives_the_same_answer_on_the_export() {
         );
     }
     // And whole tables, column for column.
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         let sql = format!("SELECT * FROM {table}");
         assert!(
             same_rows(query_json(&sql), query_json_on(dir.path(), &sql)),
@@ -118,14 +111,7 @@ fn pyarrow_reads_the_export() {
         String::from_utf8_lossy(&output.stderr)
     );
     let found: Value = serde_json::from_slice(&output.stdout).unwrap();
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         assert_eq!(
             found[table]["rows"],
             golden_rows(table).len(),
@@ -316,14 +302,7 @@ fn an_incremental_export_equals_the_store_after_a_new_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         let sql = format!("SELECT * FROM {table}");
         assert!(
             same_rows(query_json_on(&store, &sql), query_json_on(dir.path(), &sql)),

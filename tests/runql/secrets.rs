@@ -71,14 +71,7 @@ fn no_table_command_function_or_export_shows_a_secret() {
         outputs.push((args.join(" "), text));
         output.status.success()
     };
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         assert!(run(&[
             "--format",
             "json",
@@ -122,14 +115,7 @@ fn no_table_command_function_or_export_shows_a_secret() {
     let export = dir.path().join("history");
     let export_arg = export.display().to_string();
     assert!(run(&["export", "--to", &export_arg]));
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         let output = runql()
             .args(["--store", &export_arg, "--format", "json", "-c"])
             .arg(format!("SELECT * FROM {table}"))
