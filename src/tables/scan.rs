@@ -132,11 +132,14 @@ impl ScanQuery {
                 .collect();
             let on: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
             // The first rows' keys, a few rows SQLite materializes, drive the join: each
-            // wide row is then found through the key's index.
+            // wide row is then found through the key's index. DISTINCT, because a key may
+            // repeat (a metadata value linked to a step and to its run): each wide row joins
+            // once, and the outer sort and limit pick the first rows again.
+            let keys = keys.join(", ");
             format!(
-                "SELECT {outer_columns} FROM (SELECT {} FROM ({first}) AS k{tail}{sort}) AS f \
+                "SELECT {outer_columns} FROM (SELECT DISTINCT {keys} FROM \
+                 (SELECT {keys} FROM ({first}) AS k{tail}{sort}) AS d) AS f \
                  JOIN ({wide}) AS t ON {}{sort}",
-                keys.join(", "),
                 on.join(" AND ")
             )
         } else {
