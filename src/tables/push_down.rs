@@ -5,10 +5,11 @@
 //!   may push its LIMIT down too). Comparisons (`=`, `<>`, `<`, `<=`, `>`, `>=`), `IN`,
 //!   `BETWEEN`, case-sensitive `LIKE`, `IS [NOT] NULL`, bare boolean columns, and `AND`,
 //!   `OR`, `NOT` of exact filters, over id, text, JSON-text, number, boolean and timestamp
-//!   columns.
+//!   columns. An id literal is exact only as runql writes ids (lowercase, dashed).
 //! - **Inexact**: SQLite narrows the rows, DataFusion filters them again: `LIKE` on ids
-//!   (matched without dashes, as the store keeps them) and an `AND` where only one side
-//!   can be pushed.
+//!   without `_` (matched without dashes, as the store keeps them), `=` and `IN` with an id in
+//!   another spelling (it equals no id in DataFusion; never pushed under `NOT` or `<>`), and an
+//!   `AND` where only one side can be pushed.
 //! - **Unsupported**: everything else (functions, casts, `ILIKE`, list columns, timestamps
 //!   finer than the store's microseconds, ...), which DataFusion evaluates itself.
 //!
