@@ -16,10 +16,13 @@ fn main() {
     let mut code = String::from("&[\n");
     for file in &files {
         let relative = file.strip_prefix(&root).expect("under the root");
+        // The path is made when runql compiles, from the checkout compiling it: a target
+        // dir shared by two checkouts (CI's clone and a developer's) keeps this file from the
+        // first, and an absolute path here would read the other checkout's files.
+        let relative = relative.to_str().expect("UTF-8 path");
         code.push_str(&format!(
-            "    ({:?}, include_bytes!({:?})),\n",
-            relative.to_str().expect("UTF-8 path"),
-            file.to_str().expect("UTF-8 path")
+            "    ({relative:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),\n",
+            format!("/{ARTIFACTS}/{relative}")
         ));
     }
     code.push_str("]\n");
