@@ -25,8 +25,22 @@ pub enum StoreError {
     },
     #[error("cannot read ZenML config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    #[error("unsupported store URL {0}: runql reads ZenML's SQLite stores (sqlite:///...)")]
+    /// The scheme only: the rest of a URL may hold a password.
+    #[error(
+        "unsupported store URL scheme {0}: runql reads ZenML's SQLite stores (sqlite:///...) \
+         and MySQL/MariaDB stores (mysql://user:password@host/database)"
+    )]
     UnsupportedUrl(String),
+    #[error("bad MySQL store URL: {0}")]
+    MysqlUrl(String),
+    #[error("cannot read MySQL store {store}: {reason}")]
+    Mysql { store: String, reason: String },
+    #[error("{store} is not a ZenML store: {reason}")]
+    NotZenmlDatabase { store: String, reason: String },
+    #[error("runql cannot write this query for MySQL (a runql bug): {reason}")]
+    Translate { reason: String },
+    #[error("the MySQL store does not have what runql expects: {reason}")]
+    MysqlSchema { reason: String },
     #[error(
         "the store does not have what runql's {mapping} expects ({reason}); \
          its ZenML schema version is {version}"
@@ -43,3 +57,11 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A store's failure inside a query: DataFusion carries it, and `cli::exec::one_line` shows
+/// its message alone.
+impl From<StoreError> for datafusion::error::DataFusionError {
+    fn from(e: StoreError) -> Self {
+        datafusion::error::DataFusionError::External(Box::new(e))
+    }
+}

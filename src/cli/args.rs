@@ -16,10 +16,16 @@ use crate::print_format::PrintFormat;
         Without -c or -f, runql starts a REPL on a terminal and reads SQL from stdin otherwise."
 )]
 pub struct Args {
-    /// The ZenML store: a path to zenml.db or ZenML's URL form sqlite:////abs/path/zenml.db
-    /// [default: $RUNQL_STORE, else the active ZenML config's store]
+    /// The ZenML store: a path to zenml.db, ZenML's URL form sqlite:////abs/path/zenml.db, or
+    /// a ZenML server's database mysql://user[:password]@host[:port]/database
+    /// [default: $RUNQL_STORE, else $ZENML_STORE_URL, else the active ZenML config's store]
     #[arg(long, value_name = "STORE", conflicts_with = "demo", global = true)]
     pub store: Option<String>,
+
+    /// Read a MySQL store's password from FILE (first line) instead of the URL, ZenML's
+    /// config or $MYSQL_PWD
+    #[arg(long, value_name = "FILE", global = true)]
+    pub password_file: Option<PathBuf>,
 
     /// Use the demo store bundled with runql (a real ZenML 0.98 store)
     #[arg(long, global = true)]
@@ -68,6 +74,11 @@ pub struct Args {
     /// Print which store is open and its ZenML schema version, then exit
     #[arg(long)]
     pub info: bool,
+
+    /// Print the GRANT statements a MySQL reader needs for this store (SELECT on exactly the
+    /// tables runql reads, never ZenML's secrets, keys or users), then exit
+    #[arg(long, conflicts_with = "info")]
+    pub grants: bool,
 
     /// REPL history file [default: ~/.runql_history]
     #[arg(long, value_name = "PATH", conflicts_with = "no_history")]

@@ -111,10 +111,10 @@ pub fn list_reports(dir: Option<&std::path::Path>) -> Result<RecordBatch> {
 pub async fn store_info(
     ctx: &SessionContext,
     store: Option<&ZenStore>,
-    path: &std::path::Path,
+    store_name: &str,
 ) -> Result<RecordBatch> {
     let mut keys = vec!["store".to_string()];
-    let mut values = vec![path.display().to_string()];
+    let mut values = vec![store_name.to_string()];
     match store {
         Some(store) => {
             keys.extend(["zenml schema version".to_string(), "mapping".to_string()]);

@@ -21,6 +21,8 @@ use exec::{ExecError, print_dataframe};
 use shell::{Shell, ShellError};
 
 use crate::print_format::PrintOptions;
+use crate::store::locate::Location;
+use crate::store::mysql::Password;
 use crate::store::{ZenStore, demo, locate};
 
 /// Exit status for a failed statement or store.
@@ -85,9 +87,13 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
     {
         return describe_reports(&args, name.as_deref(), *list);
     }
-    let (path, demo_artifacts) = store_path(&args)?;
+    let (location, demo_artifacts) = store_location(&args)?;
+    let export_dir = match &location {
+        Location::File(path) if crate::export::is_export(path) => Some(path.clone()),
+        _ => None,
+    };
     // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
-    let (ctx, store) = if crate::export::is_export(&path) {
+    let (ctx, store, store_name) = if let Some(path) = export_dir {
         let (ctx, manifest) = crate::export_session(&path).await?;
         if args.info {
             println!("store: {} (runql export)", path.display());
@@ -98,9 +104,9 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             println!("exported at: {}", manifest.exported_at);
             return Ok(ExitCode::SUCCESS);
         }
-        (ctx, None)
+        (ctx, None, path.display().to_string())
     } else {
-        let store = Arc::new(ZenStore::open(path.clone())?);
+        let store = Arc::new(ZenStore::open_location(&location).await?);
         if store.fit() == crate::store::schema::Fit::Untested {
             eprintln!(
                 "warning: ZenML schema version {} is untested; reading it as the {} (verified: {})",
@@ -109,8 +115,21 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
                 crate::store::schema::supported_versions().join(", ")
             );
         }
+        if args.grants {
+            let crate::store::Backend::Mysql(db) = store.backend() else {
+                anyhow::bail!("--grants is for MySQL stores: a SQLite store is a file to read");
+            };
+            let database = db.address().database.replace('`', "``");
+            for table in store.mapping().tables_read() {
+                println!("GRANT SELECT ON `{database}`.`{table}` TO '<user>'@'<host>';");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         if args.info {
-            println!("store: {}", store.path().display());
+            println!("store: {}", store.describe());
+            if let crate::store::Backend::Mysql(db) = store.backend() {
+                println!("server: {}", db.server_version());
+            }
             println!("zenml schema version: {}", store.version());
             println!("mapping: {}", store.mapping().name);
             let fit = match store.fit() {
@@ -128,9 +147,11 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         } else {
             crate::tables::PushDown::On
         };
+        let name = store.describe();
         (
             crate::session_with(Arc::clone(&store), root, push_down)?,
             Some(store),
+            name,
         )
     };
 
@@ -160,7 +181,14 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         } else {
             args.history_file.clone().or_else(default_history)
         };
-        let mut shell = Shell::new(ctx, store, path, options, args.queries_dir.clone(), true);
+        let mut shell = Shell::new(
+            ctx,
+            store,
+            store_name,
+            options,
+            args.queries_dir.clone(),
+            true,
+        );
         if args.timing {
             shell.set_timing(Some(command::Timing::Detail));
         }
@@ -187,7 +215,14 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
     };
 
     // Statements and backslash commands run one by one; the first that fails stops the rest.
-    let mut shell = Shell::new(ctx, store, path, options, args.queries_dir.clone(), false);
+    let mut shell = Shell::new(
+        ctx,
+        store,
+        store_name,
+        options,
+        args.queries_dir.clone(),
+        false,
+    );
     if args.timing {
         shell.set_timing(Some(command::Timing::Detail));
     }
@@ -331,13 +366,29 @@ async fn run_report(
 }
 
 /// The store to open and, for the demo, the folder its artifacts were written to.
-fn store_path(args: &Args) -> anyhow::Result<(PathBuf, Option<String>)> {
-    Ok(if args.demo {
+fn store_location(args: &Args) -> anyhow::Result<(Location, Option<String>)> {
+    if args.demo {
         let demo = demo::demo().context("cannot write the demo store")?;
-        (demo.store, Some(demo.artifacts.display().to_string()))
-    } else {
-        (locate::locate(args.store.as_deref())?.path, None)
-    })
+        return Ok((
+            Location::File(demo.store),
+            Some(demo.artifacts.display().to_string()),
+        ));
+    }
+    let mut location = locate::locate(args.store.as_deref())?.location;
+    if let Location::Mysql(address) = &mut location {
+        // A password in a file, else MySQL's own variable, when the URL and config have none.
+        if let Some(file) = &args.password_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read password file {}", file.display()))?;
+            let password = text.lines().next().unwrap_or("").to_string();
+            address.password = Some(Password::new(password));
+        } else if address.password.is_none()
+            && let Ok(password) = std::env::var("MYSQL_PWD")
+        {
+            address.password = Some(Password::new(password));
+        }
+    }
+    Ok((location, None))
 }
 
 /// `runql export`: a line per table on a terminal while it runs, a summary at the end.

@@ -68,8 +68,8 @@ pub struct Shell {
     ctx: SessionContext,
     /// None for an export folder.
     store: Option<Arc<ZenStore>>,
-    /// The store as the user named it, for `\store`.
-    path: PathBuf,
+    /// Where the store is, as `\store` shows it (never a password).
+    store_name: String,
     options: PrintOptions,
     queries_dir: Option<PathBuf>,
     /// Elapsed time after each result (stderr).
@@ -87,7 +87,7 @@ impl Shell {
     pub fn new(
         ctx: SessionContext,
         store: Option<Arc<ZenStore>>,
-        path: PathBuf,
+        store_name: String,
         options: PrintOptions,
         queries_dir: Option<PathBuf>,
         interactive: bool,
@@ -95,7 +95,7 @@ impl Shell {
         Self {
             ctx,
             store,
-            path,
+            store_name,
             options,
             queries_dir,
             timing: interactive,
@@ -288,7 +288,7 @@ impl Shell {
             Command::Describe(table) => describe::describe_table(&self.ctx, &table).await,
             Command::Queries => describe::list_reports(self.queries_dir.as_deref()),
             Command::Store => {
-                describe::store_info(&self.ctx, self.store.as_deref(), &self.path).await
+                describe::store_info(&self.ctx, self.store.as_deref(), &self.store_name).await
             }
         };
         let batch = batch.map_err(|e: DataFusionError| PieceError::Message(one_line(&e), None))?;

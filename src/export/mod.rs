@@ -269,7 +269,7 @@ pub async fn export(
     remove_stale_staging(&options.to)?;
     let previous = read_manifest(&options.to)?;
     if let Some(previous) = &previous {
-        let this = store.path().display().to_string();
+        let this = store.describe();
         if previous.store != this {
             return Err(DataFusionError::Plan(format!(
                 "{} holds an export of another store ({}); export {this} to another folder",
@@ -323,7 +323,7 @@ pub async fn export(
     };
     let manifest = Manifest {
         runql_version: env!("CARGO_PKG_VERSION").to_string(),
-        store: store.path().display().to_string(),
+        store: store.describe(),
         zenml_version: store.version().to_string(),
         exported_at: chrono::Utc::now().to_rfc3339(),
         since,

@@ -1,60 +1,87 @@
-//! Finding the store: `--store`, else `RUNQL_STORE`, else the active ZenML config.
+//! Finding the store: `--store`, else `RUNQL_STORE`, else ZenML's own `ZENML_STORE_URL`,
+//! else the active ZenML config.
 //!
 //! ZenML keeps its config in `$ZENML_CONFIG_PATH` (default `~/.config/zenml`); `config.yaml`
 //! there names the store under `store.url`. When the key is absent ZenML uses its default
 //! local store, `<config dir>/local_stores/default_zen_store/zenml.db`, and so does runql.
+//! A MySQL store's login may be split over `store.username`, `store.password`,
+//! `store.database` and `store.ssl_*`, each overridden by `ZENML_STORE_<KEY>` as in ZenML.
 
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::YamlLoader;
+use yaml_rust2::{Yaml, YamlLoader};
 
+use super::mysql::address::{MysqlAddress, Password, is_mysql_url};
 use crate::error::{StoreError, StoreResult};
 
 /// Environment variable naming a store, used when `--store` is not given.
 pub const STORE_ENV: &str = "RUNQL_STORE";
 
+/// What a store argument names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (or a `runql export` folder).
+    File(PathBuf),
+    Mysql(MysqlAddress),
+}
+
 /// Where a store was found, for `--info` and error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
-    pub path: PathBuf,
+    pub location: Location,
     pub source: &'static str,
 }
 
-/// Resolves the store's path from the flag, the environment and ZenML's config, in that order.
+/// Resolves the store from the flag, the environment and ZenML's config, in that order.
 pub fn locate(flag: Option<&str>) -> StoreResult<Located> {
     if let Some(store) = flag {
         return Ok(Located {
-            path: parse_store(store)?,
+            location: parse_store(store)?,
             source: "--store",
         });
     }
-    if let Some(store) = std::env::var_os(STORE_ENV).filter(|s| !s.is_empty()) {
+    if let Some(store) = env(STORE_ENV) {
         return Ok(Located {
-            path: parse_store(&store.to_string_lossy())?,
+            location: parse_store(&store)?,
             source: STORE_ENV,
+        });
+    }
+    // What ZenML itself would use: its environment overrides its config file.
+    if let Some(url) = env("ZENML_STORE_URL") {
+        return Ok(Located {
+            location: zenml_store(&url, &Yaml::BadValue)?,
+            source: "ZENML_STORE_URL",
         });
     }
     let config_dir = zenml_config_dir().ok_or(StoreError::NotConfigured)?;
     match from_zenml_config(&config_dir)? {
-        Some(path) => Ok(Located {
-            path,
+        Some(location) => Ok(Located {
+            location,
             source: "ZenML config",
         }),
         None => Err(StoreError::NotConfigured),
     }
 }
 
-/// A store argument: a path, or ZenML's URL form `sqlite:////abs/path/zenml.db`.
-pub fn parse_store(store: &str) -> StoreResult<PathBuf> {
+/// A store argument: a path, ZenML's URL form `sqlite:////abs/path/zenml.db`, or
+/// `mysql://user:password@host[:port]/database`.
+pub fn parse_store(store: &str) -> StoreResult<Location> {
     if let Some(rest) = store.strip_prefix("sqlite:///") {
         // `sqlite:////abs` keeps its leading slash; `sqlite:///rel` is relative, as in SQLAlchemy.
         let path = rest.split('?').next().unwrap_or(rest);
-        return Ok(PathBuf::from(path));
+        return Ok(Location::File(PathBuf::from(path)));
     }
-    if store.contains("://") {
-        return Err(StoreError::UnsupportedUrl(store.to_string()));
+    if is_mysql_url(store) {
+        return MysqlAddress::parse(store).map(Location::Mysql);
     }
-    Ok(PathBuf::from(store))
+    if let Some((scheme, _)) = store.split_once("://") {
+        return Err(StoreError::UnsupportedUrl(format!("{scheme}://")));
+    }
+    Ok(Location::File(PathBuf::from(store)))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|s| !s.is_empty())
 }
 
 fn zenml_config_dir() -> Option<PathBuf> {
@@ -66,12 +93,61 @@ fn zenml_config_dir() -> Option<PathBuf> {
         .map(|home| PathBuf::from(home).join(".config").join("zenml"))
 }
 
+/// The store ZenML's settings name: `url`, and for MySQL the keys beside it (`store` is the
+/// config's `store:` mapping), each overridden by its `ZENML_STORE_<KEY>` variable. What the
+/// URL itself says wins over a key.
+fn zenml_store(url: &str, store: &Yaml) -> StoreResult<Location> {
+    let mut location = parse_store(url)?;
+    if let Location::Mysql(address) = &mut location {
+        let key = |name: &str| {
+            env(&format!("ZENML_STORE_{}", name.to_ascii_uppercase())).or_else(|| {
+                match &store[name] {
+                    Yaml::String(s) => Some(s.clone()),
+                    Yaml::Boolean(b) => Some(b.to_string()),
+                    Yaml::Integer(i) => Some(i.to_string()),
+                    _ => None,
+                }
+            })
+        };
+        if !url.contains('@')
+            && let Some(user) = key("username")
+        {
+            address.user = user;
+        }
+        if address.password.is_none() {
+            address.password = key("password").map(Password::new);
+        }
+        if address.database.is_empty()
+            && let Some(database) = key("database")
+        {
+            address.database = database;
+        }
+        let mut tls = address.tls.clone().unwrap_or_default();
+        let mut wants_tls = address.tls.is_some();
+        for name in [
+            "ssl",
+            "ssl_ca",
+            "ssl_cert",
+            "ssl_key",
+            "ssl_verify_server_cert",
+        ] {
+            if let Some(value) = key(name) {
+                wants_tls |= address.set_tls_key(&mut tls, name, &value)?;
+            }
+        }
+        address.tls = wants_tls.then_some(tls);
+    }
+    Ok(location)
+}
+
 /// The store of the ZenML config in `dir`, or `None` when there is no ZenML there.
-fn from_zenml_config(dir: &Path) -> StoreResult<Option<PathBuf>> {
+fn from_zenml_config(dir: &Path) -> StoreResult<Option<Location>> {
     let config = dir.join("config.yaml");
     let default_store = dir.join("local_stores/default_zen_store/zenml.db");
     if !config.is_file() {
-        return Ok(default_store.is_file().then_some(default_store));
+        return Ok(default_store
+            .is_file()
+            .then_some(Location::File(default_store)));
     }
     let text = std::fs::read_to_string(&config).map_err(|e| StoreError::Config {
         path: config.clone(),
@@ -81,13 +157,10 @@ fn from_zenml_config(dir: &Path) -> StoreResult<Option<PathBuf>> {
         path: config.clone(),
         reason: e.to_string(),
     })?;
-    let url = docs
-        .first()
-        .and_then(|doc| doc["store"]["url"].as_str())
-        .map(str::to_string);
-    match url {
-        Some(url) => parse_store(&url).map(Some),
-        None => Ok(Some(default_store)),
+    let store = docs.first().map(|doc| &doc["store"]);
+    match store.and_then(|s| s["url"].as_str()) {
+        Some(url) => zenml_store(url, store.unwrap_or(&Yaml::BadValue)).map(Some),
+        None => Ok(Some(Location::File(default_store))),
     }
 }
 
@@ -95,21 +168,28 @@ fn from_zenml_config(dir: &Path) -> StoreResult<Option<PathBuf>> {
 mod tests {
     use super::*;
 
+    fn file(path: &str) -> Location {
+        Location::File(PathBuf::from(path))
+    }
+
     #[test]
-    fn zenml_urls_become_paths() {
+    fn zenml_urls_become_locations() {
         assert_eq!(
             parse_store("sqlite:////abs/zenml.db").unwrap(),
-            PathBuf::from("/abs/zenml.db")
+            file("/abs/zenml.db")
         );
         assert_eq!(
             parse_store("sqlite:///rel/zenml.db").unwrap(),
-            PathBuf::from("rel/zenml.db")
+            file("rel/zenml.db")
         );
-        assert_eq!(parse_store("plain.db").unwrap(), PathBuf::from("plain.db"));
+        assert_eq!(parse_store("plain.db").unwrap(), file("plain.db"));
         assert!(matches!(
             parse_store("mysql://user@host/zenml"),
-            Err(StoreError::UnsupportedUrl(_))
+            Ok(Location::Mysql(_))
         ));
+        let err = parse_store("postgresql://u:secret@host/zenml").unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]
@@ -122,8 +202,26 @@ mod tests {
         .unwrap();
         assert_eq!(
             from_zenml_config(dir.path()).unwrap(),
-            Some(PathBuf::from("/data/zen/zenml.db"))
+            Some(file("/data/zen/zenml.db"))
         );
+    }
+
+    #[test]
+    fn config_yaml_splits_a_mysql_login() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "store:\n  type: sql\n  driver: mysql\n  url: mysql://127.0.0.1:3307\n  \
+             username: zen\n  password: s3cret\n  database: zenml\n  ssl: false\n  \
+             ssl_verify_server_cert: false\n",
+        )
+        .unwrap();
+        let Some(Location::Mysql(a)) = from_zenml_config(dir.path()).unwrap() else {
+            panic!("a MySQL store");
+        };
+        assert_eq!(a.to_string(), "mysql://zen@127.0.0.1:3307/zenml");
+        assert_eq!(a.password, Some(Password::new("s3cret")));
+        assert_eq!(a.tls, None);
     }
 
     #[test]
@@ -132,7 +230,9 @@ mod tests {
         std::fs::write(dir.path().join("config.yaml"), "user_id: x\n").unwrap();
         assert_eq!(
             from_zenml_config(dir.path()).unwrap(),
-            Some(dir.path().join("local_stores/default_zen_store/zenml.db"))
+            Some(Location::File(
+                dir.path().join("local_stores/default_zen_store/zenml.db")
+            ))
         );
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(from_zenml_config(empty.path()).unwrap(), None);

@@ -1,10 +1,16 @@
 //! Read-only access to a ZenML SQL store: where it is, how to open it, which schema it has.
 //!
-//! runql never writes: every connection is opened with `SQLITE_OPEN_READ_ONLY` and
-//! `PRAGMA query_only`, so neither a bug nor a user's SQL can change ZenML's file.
+//! Two backends sit behind [`ZenStore`]: a SQLite file (`sqlite`, this module's SQLite half)
+//! and a MySQL/MariaDB database ([`mysql`]). Both are read with the same era mappings
+//! (`schema`), written in SQLite's SQL; MySQL's differences live in `mysql::dialect`.
+//!
+//! runql never writes: every SQLite connection is opened with `SQLITE_OPEN_READ_ONLY` and
+//! `PRAGMA query_only`, every MySQL session is `READ ONLY`, so neither a bug nor a user's
+//! SQL can change ZenML's store.
 
 pub mod demo;
 pub mod locate;
+pub mod mysql;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -16,14 +22,34 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{StoreError, StoreResult};
 use schema::{Fit, SchemaMapping};
 
-/// An open ZenML store: its file, the ZenML schema version found in it, and the mapping
+/// An open ZenML store: where it is, the ZenML schema version found in it, and the mapping
 /// from runql's tables to that version's SQL.
 #[derive(Debug)]
 pub struct ZenStore {
-    path: PathBuf,
+    backend: Backend,
     version: String,
     mapping: &'static SchemaMapping,
     fit: Fit,
+}
+
+/// The database behind a store.
+#[derive(Debug)]
+pub enum Backend {
+    Sqlite(SqliteFile),
+    Mysql(mysql::MysqlStore),
+}
+
+/// The SQL dialect a store's queries are finally run in (what pushdown must account for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Mysql,
+}
+
+/// A ZenML SQLite file.
+#[derive(Debug)]
+pub struct SqliteFile {
+    path: PathBuf,
     /// Connections a finished scan handed back: opening one makes SQLite parse ZenML's whole
     /// schema (about a third of a one-shot `SELECT`'s instructions), so they are reused.
     idle: Mutex<Vec<Connection>>,
@@ -43,18 +69,65 @@ impl ZenStore {
         let version = read_version(&conn, &path)?;
         let (mapping, fit) = schema::mapping_for(&version)?;
         Ok(Self {
-            path,
+            backend: Backend::Sqlite(SqliteFile {
+                path,
+                // The connection that read the version serves the first scan.
+                idle: Mutex::new(vec![conn]),
+            }),
             version,
             mapping,
             fit,
-            // The connection that read the version serves the first scan.
-            idle: Mutex::new(vec![conn]),
         })
     }
 
-    /// The store's file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to the MySQL/MariaDB store at `address` and checks it is a ZenML store of a
+    /// supported version.
+    pub async fn open_mysql(address: mysql::MysqlAddress) -> StoreResult<Self> {
+        let (store, version) = mysql::MysqlStore::open(address).await?;
+        let (mapping, fit) = schema::mapping_for(&version)?;
+        Ok(Self {
+            backend: Backend::Mysql(store),
+            version,
+            mapping,
+            fit,
+        })
+    }
+
+    /// Opens the store `location` names.
+    pub async fn open_location(location: &locate::Location) -> StoreResult<Self> {
+        match location {
+            locate::Location::File(path) => Self::open(path.clone()),
+            locate::Location::Mysql(address) => Self::open_mysql(address.clone()).await,
+        }
+    }
+
+    /// The store's file, for a SQLite store.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(file) => Some(&file.path),
+            Backend::Mysql(_) => None,
+        }
+    }
+
+    /// Where the store is, as a user may see it: a path, or a MySQL address without its
+    /// password.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(file) => file.path.display().to_string(),
+            Backend::Mysql(db) => db.address().to_string(),
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The dialect the store's queries finally run in.
+    pub fn dialect(&self) -> Dialect {
+        match &self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Mysql(_) => Dialect::Mysql,
+        }
     }
 
     /// ZenML's schema version, as recorded in `alembic_version`.
@@ -71,7 +144,9 @@ impl ZenStore {
     pub fn mapping(&self) -> &'static SchemaMapping {
         self.mapping
     }
+}
 
+impl SqliteFile {
     /// A read-only connection of its own: an idle one, else a new one. Each scan gets its
     /// own, so scans run in parallel and a long query never blocks another.
     pub fn connect(&self) -> StoreResult<Connection> {

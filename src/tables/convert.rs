@@ -1,7 +1,9 @@
-//! SQLite values to Arrow arrays, one builder per projected column.
+//! Store values to Arrow arrays, one builder per projected column.
 //!
-//! SQLite is dynamically typed, so each builder accepts the storage classes ZenML's
-//! SQLAlchemy models can leave in its column and rejects the rest with the column's name.
+//! Values arrive as SQLite's (a MySQL store's are handed over in the same form by
+//! `store::mysql`). SQLite is dynamically typed, so each builder accepts the storage classes
+//! ZenML's SQLAlchemy models can leave in its column and rejects the rest with the column's
+//! name.
 
 use std::sync::Arc;
 
@@ -71,6 +73,11 @@ impl ColumnBuilder {
                 ValueRef::Null => b.append_null(),
                 ValueRef::Real(f) => b.append_value(f),
                 ValueRef::Integer(i) => b.append_value(i as f64),
+                // MySQL's DECIMAL arithmetic (a duration) arrives as its text.
+                ValueRef::Text(t) => match utf8(t, column)?.parse::<f64>() {
+                    Ok(f) => b.append_value(f),
+                    Err(_) => return Err(unexpected(column, "a number", value)),
+                },
                 other => return Err(unexpected(column, "a number", other)),
             },
             ColumnBuilder::Bool(b) => match value {

@@ -59,7 +59,7 @@ impl TableProvider for ZenTable {
         Ok(filters
             .iter()
             .map(|f| match self.push_down {
-                PushDown::On => push_down::support(self.def, f),
+                PushDown::On => push_down::support(self.def, f, self.store.dialect()),
                 PushDown::Off => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
@@ -81,7 +81,7 @@ impl TableProvider for ZenTable {
         let pushed: Vec<Pushed> = match self.push_down {
             PushDown::On => filters
                 .iter()
-                .filter_map(|f| push_down::push_down(self.def, f))
+                .filter_map(|f| push_down::push_down(self.def, f, self.store.dialect()))
                 .collect(),
             PushDown::Off => Vec::new(),
         };

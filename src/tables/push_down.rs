@@ -40,6 +40,7 @@ use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use rusqlite::types::Value;
 
 use super::{Kind, TableDef};
+pub use crate::store::Dialect;
 
 /// The longest IN list sent to SQLite.
 const MAX_PUSHED_LIST: usize = 4096;
@@ -81,17 +82,45 @@ impl Pushed {
 }
 
 /// How DataFusion should treat `filter` on `table`.
-pub fn support(table: &TableDef, filter: &Expr) -> TableProviderFilterPushDown {
-    match push_down(table, filter) {
+pub fn support(table: &TableDef, filter: &Expr, dialect: Dialect) -> TableProviderFilterPushDown {
+    match push_down(table, filter, dialect) {
         Some(p) if p.exact => TableProviderFilterPushDown::Exact,
         Some(_) => TableProviderFilterPushDown::Inexact,
         None => TableProviderFilterPushDown::Unsupported,
     }
 }
 
-/// `filter` as SQLite SQL, or `None` when SQLite cannot evaluate it.
-pub fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
-    push_down_as(table, filter, Ranges::Indexed)
+/// `filter` as SQL for the store, or `None` when the store cannot evaluate it.
+pub fn push_down(table: &TableDef, filter: &Expr, dialect: Dialect) -> Option<Pushed> {
+    push_down_as(table, filter, Target::new(dialect, Ranges::Indexed))
+}
+
+/// Who evaluates a pushed filter, and how it may read ranges.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    dialect: Dialect,
+    ranges: Ranges,
+}
+
+impl Target {
+    fn new(dialect: Dialect, ranges: Ranges) -> Self {
+        Self { dialect, ranges }
+    }
+
+    /// On MySQL, text is compared case-insensitively and with trailing spaces ignored
+    /// (ZenML's `utf8mb4_general_ci`): runql's text columns compare there as bytes.
+    fn folds_text(self, kind: Kind) -> bool {
+        self.dialect == Dialect::Mysql && matches!(kind, Kind::Text | Kind::Json)
+    }
+
+    /// The placeholder for a value of `kind`: MySQL compares a DATETIME with a string by
+    /// converting the string, so say to which precision.
+    fn mark(self, kind: Kind) -> &'static str {
+        match (self.dialect, kind) {
+            (Dialect::Mysql, Kind::Timestamp) => "CAST(? AS DATETIME(6))",
+            _ => "?",
+        }
+    }
 }
 
 /// Whether SQLite may answer a range (`<`, `>=`, `BETWEEN`) through an index.
@@ -104,8 +133,8 @@ enum Ranges {
     Scanned,
 }
 
-fn push_down_as(table: &TableDef, filter: &Expr, ranges: Ranges) -> Option<Pushed> {
-    let push_down = |table: &TableDef, filter: &Expr| push_down_as(table, filter, ranges);
+fn push_down_as(table: &TableDef, filter: &Expr, target: Target) -> Option<Pushed> {
+    let push_down = |table: &TableDef, filter: &Expr| push_down_as(table, filter, target);
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
             Operator::And => {
@@ -124,7 +153,7 @@ fn push_down_as(table: &TableDef, filter: &Expr, ranges: Ranges) -> Option<Pushe
                 let r = push_down(table, right)?;
                 Some(l.combine(r, "OR"))
             }
-            _ => comparison(table, left, *op, right, ranges),
+            _ => comparison(table, left, *op, right, target),
         },
         Expr::Not(inner) => {
             // NOT of a superset is not a superset: only exact filters can be negated.
@@ -176,8 +205,23 @@ fn push_down_as(table: &TableDef, filter: &Expr, ranges: Ranges) -> Option<Pushe
             if !exact && *negated {
                 return None;
             }
-            let marks = vec!["?"; params.len()].join(", ");
+            let marks = vec![target.mark(kind); params.len()].join(", ");
             let not = if *negated { " NOT" } else { "" };
+            if target.folds_text(kind) {
+                // Bytes decide; a plain `IN` beside it (a superset) keeps the index in use.
+                let binary = format!("CAST(\"{name}\" AS BINARY){not} IN ({marks})");
+                if *negated || !narrows(&params) {
+                    return Some(Pushed::new(binary, params, exact, name));
+                }
+                let mut both = params.clone();
+                both.extend(params);
+                return Some(Pushed::new(
+                    format!("\"{name}\" IN ({marks}) AND {binary}"),
+                    both,
+                    exact,
+                    name,
+                ));
+            }
             Some(Pushed::new(
                 format!("\"{name}\"{not} IN ({marks})"),
                 params,
@@ -201,15 +245,25 @@ fn push_down_as(table: &TableDef, filter: &Expr, ranges: Ranges) -> Option<Pushe
                 return None;
             }
             let not = if *negated { " NOT" } else { "" };
-            let plus = if ranges == Ranges::Scanned { "+" } else { "" };
+            let plus = if target.ranges == Ranges::Scanned {
+                "+"
+            } else {
+                ""
+            };
+            let subject = if target.folds_text(kind) {
+                format!("CAST(\"{name}\" AS BINARY)")
+            } else {
+                format!("{plus}\"{name}\"")
+            };
+            let mark = target.mark(kind);
             Some(Pushed::new(
-                format!("{plus}\"{name}\"{not} BETWEEN ? AND ?"),
+                format!("{subject}{not} BETWEEN {mark} AND {mark}"),
                 vec![low, high],
                 true,
                 name,
             ))
         }
-        Expr::Like(like) => push_like(table, like),
+        Expr::Like(like) => push_like(table, like, target),
         _ => None,
     }
 }
@@ -220,14 +274,20 @@ pub struct SortKey {
     pub column: &'static str,
     pub descending: bool,
     pub nulls_first: bool,
+    /// Sorted by its bytes (text on MySQL, whose collation ignores case).
+    pub bytewise: bool,
 }
 
 impl SortKey {
     /// The key in SQLite's ORDER BY, over the scan's column aliases.
     pub fn sql(&self) -> String {
+        let column = if self.bytewise {
+            format!("CAST(\"{}\" AS BINARY)", self.column)
+        } else {
+            format!("\"{}\"", self.column)
+        };
         format!(
-            "\"{}\" {} NULLS {}",
-            self.column,
+            "{column} {} NULLS {}",
             if self.descending { "DESC" } else { "ASC" },
             if self.nulls_first { "FIRST" } else { "LAST" }
         )
@@ -238,7 +298,12 @@ impl SortKey {
 /// DataFusion would, or `None`. Text compares byte-wise in both (SQLite's BINARY collation on
 /// UTF-8), numbers and booleans by value, timestamps as their fixed-width text, ids as their
 /// lowercase hex (which orders as the dashed form).
-pub fn push_down_sort(table: &TableDef, order: &[(&str, bool, bool)]) -> Option<Vec<SortKey>> {
+pub fn push_down_sort(
+    table: &TableDef,
+    order: &[(&str, bool, bool)],
+    dialect: Dialect,
+) -> Option<Vec<SortKey>> {
+    let target = Target::new(dialect, Ranges::Indexed);
     order
         .iter()
         .map(|&(name, descending, nulls_first)| {
@@ -248,6 +313,7 @@ pub fn push_down_sort(table: &TableDef, order: &[(&str, bool, bool)]) -> Option<
                     column: def.name,
                     descending,
                     nulls_first,
+                    bytewise: target.folds_text(def.kind),
                 })
         })
         .collect()
@@ -255,10 +321,15 @@ pub fn push_down_sort(table: &TableDef, order: &[(&str, bool, bool)]) -> Option<
 
 /// The part of a run-time filter SQLite can evaluate, as it stands now (a dynamic filter is
 /// read at its current value), or `None`. Always a superset of the rows the filter keeps.
-pub fn push_down_runtime(table: &TableDef, filter: &Arc<dyn PhysicalExpr>) -> Option<Pushed> {
+pub fn push_down_runtime(
+    table: &TableDef,
+    filter: &Arc<dyn PhysicalExpr>,
+    dialect: Dialect,
+) -> Option<Pushed> {
     let now = snapshot_physical_expr(Arc::clone(filter)).ok()?;
     let logical = widen_to_logical(&now)?;
-    push_down_as(table, &logical, Ranges::Scanned).map(|p| Pushed { exact: false, ..p })
+    push_down_as(table, &logical, Target::new(dialect, Ranges::Scanned))
+        .map(|p| Pushed { exact: false, ..p })
 }
 
 /// A physical filter as a logical one that keeps at least the same rows: conjuncts that have
@@ -334,7 +405,7 @@ fn is_leaf(expr: &Expr) -> bool {
     matches!(expr, Expr::Column(_) | Expr::Literal(..))
 }
 
-fn push_like(table: &TableDef, like: &Like) -> Option<Pushed> {
+fn push_like(table: &TableDef, like: &Like, target: Target) -> Option<Pushed> {
     let Like {
         negated,
         expr,
@@ -351,15 +422,36 @@ fn push_like(table: &TableDef, like: &Like) -> Option<Pushed> {
     };
     let escape = escape_char.unwrap_or('\\');
     let not = if *negated { " NOT" } else { "" };
-    let sql = format!(
-        "\"{name}\"{not} LIKE ? ESCAPE '{}'",
-        if escape == '\'' {
-            "''".to_string()
-        } else {
-            escape.to_string()
-        }
-    );
+    let escape_sql = if escape == '\'' {
+        "''''".to_string()
+    } else {
+        format!("'{escape}'")
+    };
+    let sql = format!("\"{name}\"{not} LIKE ? ESCAPE {escape_sql}");
     match kind {
+        // MySQL's LIKE folds case: it keeps a superset of the rows, exact once the bytes
+        // are matched too, which is the same match when every wildcard is `%` (a `_` would
+        // match one byte of a character there).
+        Kind::Text | Kind::Json if !case_insensitive && target.folds_text(kind) => {
+            let binary = format!("CAST(\"{name}\" AS BINARY){not} LIKE ? ESCAPE {escape_sql}");
+            let bytewise = !pattern.contains('_');
+            let param = Value::Text(pattern.clone());
+            match (negated, bytewise) {
+                (true, true) => Some(Pushed::new(binary, vec![param], true, name)),
+                (true, false) => None,
+                (false, true) if !narrows(std::slice::from_ref(&param)) => {
+                    Some(Pushed::new(binary, vec![param], true, name))
+                }
+                (false, false) if !narrows(std::slice::from_ref(&param)) => None,
+                (false, true) => Some(Pushed::new(
+                    format!("{sql} AND {binary}"),
+                    vec![param.clone(), param],
+                    true,
+                    name,
+                )),
+                (false, false) => Some(Pushed::new(sql, vec![param], false, name)),
+            }
+        }
         // SQLite's lower() folds ASCII only, DataFusion's ILIKE folds Unicode: not pushable.
         Kind::Text | Kind::Json if !case_insensitive => Some(Pushed::new(
             sql,
@@ -387,7 +479,7 @@ fn comparison(
     left: &Expr,
     op: Operator,
     right: &Expr,
-    ranges: Ranges,
+    target: Target,
 ) -> Option<Pushed> {
     // `column op literal`, or `literal op column` with the operator swapped.
     let (col_expr, op, lit_expr) = if column(table, left).is_some() {
@@ -418,17 +510,41 @@ fn comparison(
     if !exact && op != Operator::Eq {
         return None;
     }
-    let plus = if ranges == Ranges::Scanned && !is_equality {
+    let plus = if target.ranges == Ranges::Scanned && !is_equality {
         "+"
     } else {
         ""
     };
+    if target.folds_text(kind) {
+        // Bytes decide; for `=` a plain comparison beside it (a superset) keeps the index.
+        let binary = format!("CAST(\"{name}\" AS BINARY) {sql_op} ?");
+        if op == Operator::Eq && narrows(std::slice::from_ref(&value)) {
+            return Some(Pushed::new(
+                format!("\"{name}\" = ? AND {binary}"),
+                vec![value.clone(), value],
+                exact,
+                name,
+            ));
+        }
+        return Some(Pushed::new(binary, vec![value], exact, name));
+    }
+    let mark = target.mark(kind);
     Some(Pushed::new(
-        format!("{plus}\"{name}\" {sql_op} ?"),
+        format!("{plus}\"{name}\" {sql_op} {mark}"),
         vec![value],
         exact,
         name,
     ))
+}
+
+/// Whether a plain, case-folding comparison with `values` may sit beside the byte-wise one
+/// on MySQL to narrow through an index: only for ASCII, which every character set ZenML's
+/// tables may have holds (a latin1 column compared with an emoji is an error in MySQL).
+fn narrows(values: &[Value]) -> bool {
+    values.iter().all(|v| match v {
+        Value::Text(s) => s.is_ascii(),
+        _ => true,
+    })
 }
 
 impl Kind {
@@ -542,6 +658,64 @@ mod tests {
     use super::*;
     use crate::tables::table_def;
     use datafusion::prelude::{col, lit};
+
+    // The SQLite rules, unless a test says MySQL.
+    fn push_down(table: &TableDef, filter: &Expr) -> Option<Pushed> {
+        super::push_down(table, filter, Dialect::Sqlite)
+    }
+
+    fn support(table: &TableDef, filter: &Expr) -> TableProviderFilterPushDown {
+        super::support(table, filter, Dialect::Sqlite)
+    }
+
+    fn push_down_runtime(table: &TableDef, filter: &Arc<dyn PhysicalExpr>) -> Option<Pushed> {
+        super::push_down_runtime(table, filter, Dialect::Sqlite)
+    }
+
+    #[test]
+    fn mysql_compares_text_as_bytes() {
+        use TableProviderFilterPushDown::*;
+        let mysql = |e: &Expr| super::push_down(runs(), e, Dialect::Mysql).unwrap();
+        // `=` keeps the index (a case-insensitive superset) and is made exact by the bytes.
+        let eq = mysql(&col("pipeline_name").eq(lit("FIRST_PIPELINE")));
+        assert_eq!(
+            eq.sql,
+            "\"pipeline_name\" = ? AND CAST(\"pipeline_name\" AS BINARY) = ?"
+        );
+        assert!(eq.exact);
+        let lt = mysql(&col("run_name").lt(lit("b")));
+        assert_eq!(lt.sql, "CAST(\"run_name\" AS BINARY) < ?");
+        // A `_` matches a byte in a binary LIKE: only the folded superset is pushed.
+        let like = mysql(&col("run_name").like(lit("a_c%")));
+        assert_eq!(like.sql, "\"run_name\" LIKE ? ESCAPE '\\'");
+        assert!(!like.exact);
+        assert!(
+            super::push_down(
+                runs(),
+                &col("run_name").not_like(lit("a_c")),
+                Dialect::Mysql
+            )
+            .is_none()
+        );
+        assert_eq!(
+            super::support(runs(), &col("run_name").like(lit("a%c")), Dialect::Mysql),
+            Exact
+        );
+        // Ids are lowercase hex on both: compared as they are.
+        let id = mysql(&col("run_id").eq(lit("4a37d064-f167-4efa-b898-926992f19e19")));
+        assert_eq!(id.sql, "\"run_id\" = ?");
+        let ts = Expr::Literal(
+            ScalarValue::TimestampMicrosecond(Some(1_764_153_304_365_897), Some("UTC".into())),
+            None,
+        );
+        let p = mysql(&col("start_time").gt(ts));
+        assert_eq!(p.sql, "\"start_time\" > CAST(? AS DATETIME(6))");
+        let sort = super::push_down_sort(runs(), &[("run_name", true, false)], Dialect::Mysql);
+        assert_eq!(
+            sort.unwrap()[0].sql(),
+            "CAST(\"run_name\" AS BINARY) DESC NULLS LAST"
+        );
+    }
 
     fn runs() -> &'static TableDef {
         table_def("runs").unwrap()

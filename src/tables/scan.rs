@@ -1,12 +1,15 @@
-//! One scan of a runql table: the SQLite query it runs and the stream of batches it yields.
+//! One scan of a runql table: the SQL query it runs and the stream of batches it yields.
 //!
-//! What a scan sees: each scan opens its own read-only connection and reads in one SQLite
-//! read transaction, so it sees one consistent snapshot of the store, taken when it starts.
-//! Two tables scanned in one query (a join) may see snapshots a ZenML write apart.
+//! What a scan sees: each scan opens its own read-only connection and reads in one read
+//! transaction (SQLite's, or MySQL's `WITH CONSISTENT SNAPSHOT`), so it sees one consistent
+//! snapshot of the store, taken when it starts. Two tables scanned in one query (a join) may
+//! see snapshots a ZenML write apart.
 //!
+//! The query is written in SQLite's dialect; a MySQL store translates it (`store::mysql`).
 //! Batches are built on a blocking thread and handed over a channel of two, so a scan holds
 //! at most a few batches in memory however large the store; dropping the stream (LIMIT
-//! reached, Ctrl-C) stops SQLite at its next row or progress callback.
+//! reached, Ctrl-C) stops SQLite at its next row or progress callback, and has MySQL kill
+//! the query.
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,8 +44,9 @@ use rusqlite::types::Value;
 use super::convert::ColumnBuilder;
 use super::push_down::{self, Pushed, SortKey};
 use super::{Kind, TableDef};
-use crate::store::ZenStore;
+use crate::store::mysql::MysqlStore;
 use crate::store::schema::TableSql;
+use crate::store::{Backend, SqliteFile, ZenStore};
 
 /// The SQLite query behind a scan, with its parameters.
 #[derive(Debug, Clone)]
@@ -305,7 +309,7 @@ impl ZenScanExec {
         let extra: Vec<Pushed> = self
             .runtime_filters
             .iter()
-            .filter_map(|f| push_down::push_down_runtime(self.plan.def, f))
+            .filter_map(|f| push_down::push_down_runtime(self.plan.def, f, self.store.dialect()))
             .collect();
         if extra.is_empty() {
             return self.query.clone();
@@ -351,11 +355,14 @@ impl DisplayAs for ZenScanExec {
                 Ok(())
             }
             DisplayFormatType::Verbose => {
-                write!(
-                    f,
-                    "ZenScanExec: table={}, sql={}",
-                    self.plan.def.name, self.query.sql
-                )
+                // The SQL the store runs: on MySQL, as translated.
+                let sql = match self.store.backend() {
+                    Backend::Mysql(db) => db
+                        .translate(&self.query.sql)
+                        .unwrap_or_else(|e| e.to_string()),
+                    Backend::Sqlite(_) => self.query.sql.clone(),
+                };
+                write!(f, "ZenScanExec: table={}, sql={sql}", self.plan.def.name)
             }
         }
     }
@@ -445,7 +452,8 @@ impl ExecutionPlan for ZenScanExec {
                 sort.options.nulls_first,
             ));
         }
-        let Some(order) = push_down::push_down_sort(self.plan.def, &keys) else {
+        let Some(order) = push_down::push_down_sort(self.plan.def, &keys, self.store.dialect())
+        else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
         let plan = ScanPlan {
@@ -567,13 +575,25 @@ fn stream(
         let cancelled = move || watch.is_closed();
         let started = Instant::now();
         let mut waiting = Duration::ZERO;
-        let result = read_batches(&store, &query, &schema, batch_size, cancelled, |batch| {
+        // Hands a batch over, waiting while the channel is full. Inside the runtime's
+        // `block_on` (MySQL) tokio forbids its own blocking send; a plain executor waits the
+        // same way, and this is a blocking thread either way.
+        let emit = |batch: RecordBatch| {
             rows.add(batch.num_rows());
             let handing = Instant::now();
-            let taken = tx.blocking_send(Ok(batch)).is_ok();
+            let taken = futures::executor::block_on(tx.send(Ok(batch))).is_ok();
             waiting += handing.elapsed();
             taken
-        });
+        };
+        let result = match store.backend() {
+            Backend::Sqlite(file) => {
+                read_batches(file, &store, &query, &schema, batch_size, cancelled, emit)
+            }
+            // A blocking thread may wait on the runtime's futures: MySQL's rows are read
+            // here as SQLite's are, and handed over the same way.
+            Backend::Mysql(db) => tokio::runtime::Handle::current()
+                .block_on(read_mysql(db, &query, &schema, batch_size, cancelled, emit)),
+        };
         store_time.add_duration(started.elapsed().saturating_sub(waiting));
         result
     });
@@ -629,6 +649,7 @@ fn is_dynamic(filter: &Arc<dyn PhysicalExpr>) -> bool {
 /// or `emit` returns false (the consumer is gone). `cancelled` is polled while SQLite works
 /// between rows (sorting, aggregating), so a dropped query stops there too.
 fn read_batches(
+    file: &SqliteFile,
     store: &ZenStore,
     query: &ScanQuery,
     schema: &SchemaRef,
@@ -636,7 +657,7 @@ fn read_batches(
     cancelled: impl Fn() -> bool + Clone + Send + 'static,
     mut emit: impl FnMut(RecordBatch) -> bool,
 ) -> Result<()> {
-    let mut conn = store.connect().map_err(external)?;
+    let mut conn = file.connect().map_err(external)?;
     conn.progress_handler(100_000, Some(cancelled.clone()))
         .map_err(sqlite)?;
     let result = read_rows(store, &conn, query, schema, batch_size, &mut emit);
@@ -644,7 +665,7 @@ fn read_batches(
     if result.is_ok() {
         conn.progress_handler(0, None::<fn() -> bool>)
             .map_err(sqlite)?;
-        store.release(conn);
+        file.release(conn);
     }
     match result {
         // SQLite was interrupted because nobody waits for the rows any more: not an error.
@@ -694,6 +715,61 @@ fn read_rows(
         emit(finish(&mut builders, count)?);
     }
     Ok(())
+}
+
+/// [`read_batches`] for a MySQL store: the same batches from the server's rows.
+async fn read_mysql(
+    db: &MysqlStore,
+    query: &ScanQuery,
+    schema: &SchemaRef,
+    batch_size: usize,
+    cancelled: impl Fn() -> bool,
+    mut emit: impl FnMut(RecordBatch) -> bool,
+) -> Result<()> {
+    let mut builders: Vec<ColumnBuilder> = query
+        .columns
+        .iter()
+        .map(|(_, kind)| ColumnBuilder::new(*kind, batch_size))
+        .collect();
+    let mut count = 0;
+    let finish = |builders: &mut Vec<ColumnBuilder>, count: usize| -> Result<RecordBatch> {
+        let arrays = builders.iter_mut().map(|b| b.finish()).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(count));
+        RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options).map_err(Into::into)
+    };
+    let mut wanted = true;
+    db.read(
+        &query.sql,
+        &query.params,
+        &cancelled,
+        |cells| -> Result<bool> {
+            for (i, builder) in builders.iter_mut().enumerate() {
+                builder.append(cells[i], query.columns[i].0)?;
+            }
+            count += 1;
+            if count == batch_size {
+                count = 0;
+                wanted = emit(finish(&mut builders, batch_size)?);
+            }
+            Ok(wanted)
+        },
+    )
+    .await?;
+    if wanted && count > 0 {
+        emit(finish(&mut builders, count)?);
+    }
+    Ok(())
+}
+
+fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
 }
 
 fn sqlite(e: rusqlite::Error) -> DataFusionError {
@@ -746,7 +822,24 @@ pub fn lookup(
         &[],
         None,
     );
-    let conn = store.connect().map_err(external)?;
+    let file = match store.backend() {
+        Backend::Sqlite(file) => file,
+        Backend::Mysql(db) => {
+            let mut found = Vec::new();
+            let read = db.read(
+                &query.sql,
+                &query.params,
+                || false,
+                |cells| -> Result<bool> {
+                    found.push(cells.iter().map(|c| owned(*c)).collect());
+                    Ok(true)
+                },
+            );
+            crate::store::mysql::block_on(read)?;
+            return Ok(found);
+        }
+    };
+    let conn = file.connect().map_err(external)?;
     let found = {
         let mut stmt = conn
             .prepare(&query.sql)
@@ -760,6 +853,6 @@ pub fn lookup(
             .map_err(sqlite)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite)?
     };
-    store.release(conn);
+    file.release(conn);
     Ok(found)
 }

@@ -38,10 +38,12 @@ macro_rules! resource_type {
     };
 }
 
-/// Run columns every era computes the same way (the same tag tables).
-pub(crate) const RUN_TAGS: &str = "(SELECT group_concat(name, char(31)) FROM (SELECT t.name AS name FROM tag_resource tr \
+/// Run columns every era computes the same way (the same tag tables). The tags are sorted by
+/// the aggregate itself, not by a sorted subquery: MariaDB allows no outer column in a
+/// derived table.
+pub(crate) const RUN_TAGS: &str = "(SELECT group_concat(t.name, char(31) ORDER BY t.name) FROM tag_resource tr \
      JOIN tag t ON t.id = tr.tag_id WHERE tr.resource_id = r.id \
-     AND tr.resource_type = 'pipeline_run' ORDER BY t.name))";
+     AND tr.resource_type = 'pipeline_run')";
 pub(crate) const RUN_PARAMETERS: &str = "COALESCE(json_extract(COALESCE(sn.pipeline_configuration, r.pipeline_configuration), '$.parameters'), '{}')";
 pub(crate) const RUN_CONFIG: &str = "COALESCE(sn.pipeline_configuration, r.pipeline_configuration)";
 
@@ -240,6 +242,39 @@ impl SchemaMapping {
     pub fn table(&self, name: &str) -> Option<&TableSql> {
         self.tables.iter().find(|t| t.table == name)
     }
+
+    /// The ZenML tables this era's mapping reads (with `alembic_version`, read to find the
+    /// era), sorted: what a MySQL reader needs `SELECT` on, and nothing else.
+    pub fn tables_read(&self) -> Vec<String> {
+        use datafusion::sql::sqlparser::ast::visit_relations;
+        use datafusion::sql::sqlparser::dialect::SQLiteDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
+        let mut found = std::collections::BTreeSet::from(["alembic_version".to_string()]);
+        for table in self.tables {
+            let columns: Vec<&str> = table
+                .columns
+                .iter()
+                .chain(table.overrides)
+                .filter(|c| !table.missing.contains(&c.name))
+                .map(|c| c.expr)
+                .collect();
+            let joins: Vec<&str> = table.joins.iter().map(|j| j.sql).collect();
+            let sql = format!(
+                "SELECT {} FROM {} {} WHERE {}",
+                columns.join(", "),
+                table.from,
+                joins.join(" "),
+                table.filter.unwrap_or("1 = 1")
+            );
+            let statements = Parser::parse_sql(&SQLiteDialect {}, &sql)
+                .unwrap_or_else(|e| panic!("{}'s SQL parses: {e}", table.table));
+            let _ = visit_relations(&statements, |relation| {
+                found.insert(relation.to_string());
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        }
+        found.into_iter().collect()
+    }
 }
 
 /// One runql table over ZenML's SQL: `SELECT <columns> FROM <from> <joins> [WHERE <filter>]`.
@@ -413,6 +448,20 @@ pub fn supported_versions() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_era_says_which_tables_it_reads() {
+        for m in MAPPINGS {
+            let tables = m.tables_read();
+            for t in ["alembic_version", "pipeline", "pipeline_run", "step_run"] {
+                assert!(tables.iter().any(|x| x == t), "{}: {tables:?}", m.name);
+            }
+            // Never the tables holding secrets, keys or passwords.
+            for t in ["secret", "api_key", "user", "secret_resource"] {
+                assert!(!tables.iter().any(|x| x == t), "{}: {tables:?}", m.name);
+            }
+        }
+    }
 
     #[test]
     fn eras_by_release() {

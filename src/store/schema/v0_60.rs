@@ -22,7 +22,7 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
     tables: &[
         PIPELINES_BY_NAME,
         replacing(RUNS_WITHOUT_REASON, RUNS_BY_PIPELINE_NAME),
-        STEPS_WITHOUT_EXCEPTION,
+        replacing(STEPS_WITHOUT_EXCEPTION, STEPS_IN_STORAGE_ORDER),
         OUTPUTS_WITHOUT_HASH,
         INPUTS,
         METADATA,
@@ -137,6 +137,24 @@ const PIPELINES_BY_NAME: TableSql = TableSql {
     ],
 };
 const STEPS_WITHOUT_EXCEPTION: TableSql = without(STEPS, &["exception"]);
+
+/// Until 0.62 a run's `steps` are its `step_runs` relationship, loaded without an ORDER BY:
+/// in the order the database keeps step runs, which is insertion order in SQLite (`rowid`)
+/// and primary-key order in MySQL (InnoDB clusters by `id`; the dialect reads `rowid` so).
+/// Creation order agrees on SQLite, whose times have microseconds, but not on MySQL, whose
+/// whole seconds leave ties that ZenML's client breaks by id alone.
+const STEPS_IN_STORAGE_ORDER: &[ColumnSql] = &[
+    window(
+        "step_index",
+        "ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.rowid) - 1",
+        &[],
+    ),
+    window(
+        "step_rindex",
+        "-ROW_NUMBER() OVER (PARTITION BY s.pipeline_run_id ORDER BY s.rowid DESC)",
+        &[],
+    ),
+];
 const OUTPUTS_WITHOUT_HASH: TableSql = without(OUTPUTS, &["content_hash"]);
 
 runs_and_steps_without_index!(

@@ -1,0 +1,367 @@
+//! ZenML stores in MySQL or MariaDB (a ZenML server's database), read live.
+//!
+//! What a scan sees: each scan runs in its own read-only transaction `WITH CONSISTENT
+//! SNAPSHOT`, so it sees the store as it was when the scan started; two tables of one query
+//! may see snapshots a ZenML write apart, as on SQLite. Every session is also `READ ONLY`
+//! and runs only `SELECT`s runql wrote (translated by [`dialect`]), so runql needs no more
+//! than `GRANT SELECT`.
+//!
+//! Rows stream: a scan reads them as the server sends them, and a scan that stops early
+//! (LIMIT reached, Ctrl-C) has the server stop its query (`KILL QUERY`) instead of reading
+//! the rest of the result to reuse the connection.
+//!
+//! The password is held in [`Password`], which prints as `***`; addresses print without it.
+
+pub mod address;
+pub mod dialect;
+
+use std::sync::Mutex;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Params, Row};
+use rusqlite::types::{Value, ValueRef};
+
+pub use address::{MysqlAddress, Password};
+use dialect::Flavor;
+
+use crate::error::{StoreError, StoreResult};
+
+/// Idle connections kept for reuse; more are closed.
+const IDLE_CONNECTIONS: usize = 4;
+
+/// How often a scan waiting for the server's next row asks whether it is still wanted.
+const CANCEL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// An open MySQL/MariaDB ZenML store.
+#[derive(Debug)]
+pub struct MysqlStore {
+    address: MysqlAddress,
+    flavor: Flavor,
+    server: String,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl MysqlStore {
+    /// Connects, checks the database is a ZenML store and returns it with its schema
+    /// version (`alembic_version`).
+    pub async fn open(address: MysqlAddress) -> StoreResult<(Self, String)> {
+        let mut conn = connect(&address).await?;
+        let found: Option<(String, String)> = conn
+            .query_first("SELECT version_num, VERSION() FROM alembic_version")
+            .await
+            .map_err(|e| match server_code(&e) {
+                // ER_NO_SUCH_TABLE: a database, but not ZenML's.
+                Some(1146) => StoreError::NotZenmlDatabase {
+                    store: address.to_string(),
+                    reason: "it has no alembic_version table".to_string(),
+                },
+                _ => error(&address, e),
+            })?;
+        let (version, server) = found.ok_or_else(|| StoreError::NotZenmlDatabase {
+            store: address.to_string(),
+            reason: "its alembic_version table is empty".to_string(),
+        })?;
+        let flavor = if server.contains("MariaDB") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
+        let store = Self {
+            address,
+            flavor,
+            server,
+            idle: Mutex::new(vec![conn]),
+        };
+        Ok((store, version))
+    }
+
+    /// The store's address, without its password.
+    pub fn address(&self) -> &MysqlAddress {
+        &self.address
+    }
+
+    /// The server's own version string, e.g. `10.11.14-MariaDB-0+deb12u2`.
+    pub fn server_version(&self) -> &str {
+        &self.server
+    }
+
+    /// `sql`, written in SQLite's dialect, as this server runs it.
+    pub fn translate(&self, sql: &str) -> StoreResult<String> {
+        dialect::translate(sql, self.flavor).map_err(|reason| StoreError::Translate { reason })
+    }
+
+    /// A session in a read-only snapshot: an idle one, else a new one. An idle session the
+    /// server closed meanwhile (`wait_timeout`, a restart, a DBA's KILL) is replaced.
+    async fn snapshot(&self) -> StoreResult<Conn> {
+        const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        if let Some(mut conn) = idle
+            && conn.query_drop(START).await.is_ok()
+        {
+            return Ok(conn);
+        }
+        let mut conn = connect(&self.address).await?;
+        conn.query_drop(START)
+            .await
+            .map_err(|e| error(&self.address, e))?;
+        Ok(conn)
+    }
+
+    fn release(&self, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_CONNECTIONS
+        {
+            idle.push(conn);
+            return;
+        }
+        drop(conn);
+    }
+
+    /// Runs `sql` (SQLite's dialect, translated here) in a read-only snapshot and hands each
+    /// row's values to `on_row` until the rows run out or it returns `Ok(false)`; a scan that
+    /// stops early has the server stop its query. `cancelled` is asked while the server works
+    /// before a row comes (sorting, grouping), so a dropped query stops there too.
+    pub async fn read<E: From<StoreError>>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        cancelled: impl Fn() -> bool,
+        mut on_row: impl FnMut(&[ValueRef<'_>]) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        let sql = self.translate(sql)?;
+        let mut conn = self.snapshot().await?;
+        let id = conn.id();
+        let params = if params.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(params.iter().map(to_mysql).collect())
+        };
+        let mut stopped = false;
+        let mut failed: Option<E> = None;
+        {
+            let mut result = conn
+                .exec_iter(sql.as_str(), params)
+                .await
+                .map_err(|e| self.query_error(e))?;
+            let mut texts: Vec<String> = Vec::new();
+            loop {
+                let next = {
+                    let next = result.next();
+                    tokio::pin!(next);
+                    loop {
+                        tokio::select! {
+                            row = &mut next => break Some(row),
+                            _ = tokio::time::sleep(CANCEL_CHECK) => if cancelled() { break None },
+                        }
+                    }
+                };
+                let row: Row = match next {
+                    Some(Ok(Some(row))) => row,
+                    Some(Ok(None)) => break,
+                    Some(Err(e)) => {
+                        failed = Some(self.query_error(e).into());
+                        break;
+                    }
+                    None => {
+                        stopped = true;
+                        break;
+                    }
+                };
+                let values = row.unwrap_raw();
+                texts.clear();
+                for value in &values {
+                    if let Some(mysql_async::Value::Date(..) | mysql_async::Value::Time(..)) = value
+                    {
+                        texts.push(datetime_text(value.as_ref().expect("checked")));
+                    }
+                }
+                let mut dates = texts.iter();
+                let cells: Vec<ValueRef<'_>> = values
+                    .iter()
+                    .map(|v| cell(v.as_ref(), &mut dates))
+                    .collect();
+                match on_row(&cells) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stopped = true;
+                        break;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if stopped || failed.is_some() {
+            // The server may still be computing or sending the rest: have it stop, and close
+            // this connection rather than read what is left of the result.
+            self.kill_query(id);
+            let _ = conn.disconnect().await;
+        } else if conn.query_drop("COMMIT").await.is_ok() {
+            self.release(conn);
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `KILL QUERY id` from a connection of its own, in the background.
+    fn kill_query(&self, id: u32) {
+        let address = self.address.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(mut conn) = connect(&address).await {
+                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+                    let _ = conn.disconnect().await;
+                }
+            });
+        }
+    }
+
+    /// runql's own SQL failing to run names the server's reason, never the SQL.
+    fn query_error(&self, e: mysql_async::Error) -> StoreError {
+        match &e {
+            mysql_async::Error::Server(s) if matches!(s.code, 1054 | 1146 | 1064) => {
+                StoreError::MysqlSchema {
+                    reason: s.message.clone(),
+                }
+            }
+            _ => error(&self.address, e),
+        }
+    }
+}
+
+/// A new session with runql's settings (see `dialect::SESSION_SETUP`), read-only.
+async fn connect(address: &MysqlAddress) -> StoreResult<Conn> {
+    let mut setup: Vec<String> = dialect::SESSION_SETUP
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    setup.push("SET SESSION TRANSACTION READ ONLY".to_string());
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(address.host.clone())
+        .tcp_port(address.port)
+        .user(Some(address.user.clone()))
+        .pass(address.password.as_ref().map(|p| p.expose().to_string()))
+        .db_name(Some(address.database.clone()))
+        // Reached at the address given, never through a local socket it may name.
+        .prefer_socket(false)
+        .init(setup)
+        .ssl_opts(address.ssl_opts());
+    let connecting = Conn::new(opts);
+    match tokio::time::timeout(std::time::Duration::from_secs(10), connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(error(address, e)),
+        Err(_) => Err(StoreError::Mysql {
+            store: address.to_string(),
+            reason: "no answer within 10 s".to_string(),
+        }),
+    }
+}
+
+/// The server's error number, when the server answered with one.
+fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// One line for a failure talking to `address`. mysql_async's messages name the user and
+/// host at most (the server's "Access denied for user 'u'@'h' (using password: YES)"), never
+/// a password: the password is only ever handed to it, never formatted.
+fn error(address: &MysqlAddress, e: mysql_async::Error) -> StoreError {
+    let reason = match &e {
+        mysql_async::Error::Server(s) => s.message.clone(),
+        mysql_async::Error::Io(io) => io.to_string(),
+        mysql_async::Error::Driver(d) => d.to_string(),
+        other => other.to_string(),
+    };
+    StoreError::Mysql {
+        store: address.to_string(),
+        reason: reason.trim_end_matches('.').to_string(),
+    }
+}
+
+fn to_mysql(value: &Value) -> mysql_async::Value {
+    match value {
+        Value::Null => mysql_async::Value::NULL,
+        Value::Integer(i) => mysql_async::Value::Int(*i),
+        Value::Real(f) => mysql_async::Value::Double(*f),
+        Value::Text(s) => mysql_async::Value::Bytes(s.clone().into_bytes()),
+        Value::Blob(b) => mysql_async::Value::Bytes(b.clone()),
+    }
+}
+
+/// A MySQL value as the SQLite value runql's converters read: datetimes as ZenML's text
+/// (taken from `dates`, made beforehand), DECIMALs as their text.
+fn cell<'a>(
+    value: Option<&'a mysql_async::Value>,
+    dates: &mut std::slice::Iter<'a, String>,
+) -> ValueRef<'a> {
+    use mysql_async::Value as M;
+    match value {
+        None | Some(M::NULL) => ValueRef::Null,
+        Some(M::Bytes(b)) => ValueRef::Text(b),
+        Some(M::Int(i)) => ValueRef::Integer(*i),
+        Some(M::UInt(u)) => match i64::try_from(*u) {
+            Ok(i) => ValueRef::Integer(i),
+            Err(_) => ValueRef::Real(*u as f64),
+        },
+        Some(M::Float(f)) => ValueRef::Real(*f as f64),
+        Some(M::Double(f)) => ValueRef::Real(*f),
+        Some(M::Date(..) | M::Time(..)) => match dates.next() {
+            Some(text) => ValueRef::Text(text.as_bytes()),
+            None => ValueRef::Null,
+        },
+    }
+}
+
+/// A DATETIME as ZenML's datetime text (`YYYY-MM-DD HH:MM:SS[.ffffff]`).
+fn datetime_text(value: &mysql_async::Value) -> String {
+    match value {
+        mysql_async::Value::Date(y, mo, d, h, mi, s, us) => {
+            if *us == 0 {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            } else {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+            }
+        }
+        mysql_async::Value::Time(neg, days, h, mi, s, us) => {
+            let sign = if *neg { "-" } else { "" };
+            let hours = *days * 24 + u32::from(*h);
+            format!("{sign}{hours:02}:{mi:02}:{s:02}.{us:06}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Runs `future` to completion from synchronous code (a lookup while a query is planned or a
+/// function runs): on a worker of the running runtime, or on a runtime of its own.
+pub fn block_on<F>(future: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    let own_runtime = |future: F| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for a store lookup")
+            .block_on(future)
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(future))
+        }
+        // Inside a single-threaded runtime no runtime may start on this thread.
+        Ok(_) => std::thread::scope(|s| {
+            s.spawn(|| own_runtime(future))
+                .join()
+                .expect("a store lookup thread")
+        }),
+        Err(_) => own_runtime(future),
+    }
+}
