@@ -60,6 +60,28 @@ pub fn all_fixture_dirs() -> Vec<PathBuf> {
     dirs
 }
 
+/// Every fixture store as (its fixture dir, what `--store` takes): the SQLite files, then the
+/// MariaDB stores in the tests' MariaDB server.
+pub fn all_fixture_stores() -> Vec<(PathBuf, String)> {
+    let mut stores: Vec<(PathBuf, String)> = all_fixture_dirs()
+        .into_iter()
+        .map(|d| {
+            let store = d.join("zenml.db").display().to_string();
+            (d, store)
+        })
+        .collect();
+    let server = crate::mariadb::mariadb();
+    assert!(
+        server.stores.len() >= 3,
+        "MariaDB fixtures of three ZenML releases: {:?}",
+        server.stores
+    );
+    for (dir, database) in &server.stores {
+        stores.push((dir.clone(), server.url(database)));
+    }
+    stores
+}
+
 pub fn golden_rows(table: &str) -> Vec<Value> {
     golden()["tables"][table]
         .as_array()

@@ -364,6 +364,15 @@ async fn run_differential(release: &str, queries: usize, seed: u64) -> Vec<Strin
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/zenml-{release}"));
     let store = Arc::new(ZenStore::open(dir.join("zenml.db")).unwrap());
+    differential_on(store, release, queries, seed).await
+}
+
+async fn differential_on(
+    store: Arc<ZenStore>,
+    release: &str,
+    queries: usize,
+    seed: u64,
+) -> Vec<String> {
     let on =
         runql::session_with(Arc::clone(&store), ArtifactRoot::default(), PushDown::On).unwrap();
     let off = runql::session_with(store, ArtifactRoot::default(), PushDown::Off).unwrap();
@@ -460,6 +469,44 @@ fn pushdown_gives_datafusions_answer() {
         "{} of {} queries differ:\n{}",
         failures.len(),
         queries * 3,
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The same search on the MariaDB stores, where pushdown must also undo MySQL's
+/// case-insensitive, pad-space collation and its own JSON and time functions.
+#[test]
+fn pushdown_gives_datafusions_answer_on_mariadb() {
+    let queries = env_number("RUNQL_DIFF_QUERIES", 300) as usize;
+    let seed = env_number("RUNQL_DIFF_SEED", 20261127);
+    let server = crate::mariadb::mariadb();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    for (i, (_, database)) in server.stores.iter().enumerate() {
+        let location = runql::store::locate::parse_store(&server.url(database)).unwrap();
+        let store = runtime
+            .block_on(ZenStore::open_location(&location))
+            .unwrap();
+        failures.extend(runtime.block_on(differential_on(
+            Arc::new(store),
+            database,
+            queries,
+            seed + i as u64,
+        )));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        queries * server.stores.len(),
         failures
             .iter()
             .take(20)

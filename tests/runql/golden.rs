@@ -1,7 +1,9 @@
 //! Every table equals ZenML's own Client answers, on the fixture store of every ZenML release
-//! in `tests/fixtures/`.
+//! in `tests/fixtures/`: the SQLite files, and the MariaDB stores loaded into the tests' own
+//! MariaDB server (`mariadb.rs`).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -16,17 +18,17 @@ fn assert_table_matches(
     fields: &[&str],
     json_fields: &[&str],
 ) {
-    let dirs = all_fixture_dirs();
+    let stores = all_fixture_stores();
     assert!(
-        dirs.len() >= 2,
-        "fixtures of several ZenML releases: {dirs:?}"
+        stores.len() >= 2,
+        "fixtures of several ZenML releases: {stores:?}"
     );
-    for dir in dirs {
+    for (dir, store) in stores {
         let golden = golden_of(&dir)["tables"][table]
             .as_array()
             .expect("golden table")
             .clone();
-        let ours = query_json_on(&dir.join("zenml.db"), sql);
+        let ours = query_json_on(Path::new(&store), sql);
         let name = format!("{} {table}", dir.file_name().unwrap().to_string_lossy());
         assert_rows_match(&name, &golden, &ours, key, fields, json_fields);
     }
@@ -244,16 +246,16 @@ fn json_functions_read_parameters() {
 /// count as one pipeline.
 #[test]
 fn one_pipeline_per_name_and_one_latest_run_on_every_release() {
-    for dir in all_fixture_dirs() {
-        let store = dir.join("zenml.db");
+    for (dir, store) in all_fixture_stores() {
+        let store = Path::new(&store);
         let release = dir.file_name().unwrap().to_string_lossy().to_string();
         let counts = query_json_on(
-            &store,
+            store,
             "SELECT count(*) AS n, count(DISTINCT pipeline_name) AS names FROM pipelines",
         );
         assert_eq!(counts[0]["n"], counts[0]["names"], "{release}: {counts:?}");
         let numbering = query_json_on(
-            &store,
+            store,
             "SELECT pipeline_name, count(*) AS runs, min(run_index) AS first, max(run_index) AS last, \
                     sum(CASE WHEN run_rindex = -1 THEN 1 ELSE 0 END) AS latest \
              FROM runs GROUP BY pipeline_name",
@@ -292,7 +294,7 @@ fn one_pipeline_per_name_and_one_latest_run_on_every_release() {
             .map(|o| o["output_id"].as_str().unwrap().to_string())
             .collect();
         let mut ours: Vec<String> = query_json_on(
-            &store,
+            store,
             "SELECT o.output_id FROM runs r JOIN steps s ON s.run_id = r.run_id \
              JOIN outputs o ON o.step_id = s.step_id \
              WHERE r.pipeline_name = 'first_pipeline' AND r.run_rindex = -1 AND s.step_rindex = -1",

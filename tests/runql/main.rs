@@ -2,11 +2,13 @@
 //! (`tests/fixtures/make_store.sh`), compared with golden answers from ZenML's own Client.
 
 mod common;
+mod mariadb;
 
 mod cli;
 mod differential;
 mod export;
 mod golden;
+mod mysql;
 mod outputs;
 mod pushdown;
 mod queries;
