@@ -19,6 +19,9 @@ pub const READER_PASSWORD: &str = "reader-Pw-7f3a";
 pub struct MariaDb {
     pub port: u16,
     pub socket: PathBuf,
+    /// `ca.pem` (the CA of the server's and the client's certificates), `server.pem`,
+    /// `client.pem`, `client.key`: the server offers TLS with these.
+    pub tls: PathBuf,
     /// (fixture dir, database name).
     pub stores: Vec<(PathBuf, String)>,
     /// The shell that stops the server when the test process ends (never waited for: it
@@ -106,6 +109,32 @@ pub fn mariadb() -> &'static MariaDb {
     SERVER.get_or_init(start)
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn make_certificates(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = "set -e
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=runql-test-ca \
+          -keyout ca.key -out ca.pem 2>/dev/null
+        for who in server client; do
+          openssl req -newkey rsa:2048 -nodes -subj /CN=$who -keyout $who.key -out $who.csr 2>/dev/null
+          printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > $who.ext
+          openssl x509 -req -in $who.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile $who.ext -out $who.pem 2>/dev/null
+        done";
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.to_path_buf()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,17 +169,21 @@ fn start() -> MariaDb {
     );
     let port = free_port();
     let socket = base.join("sock");
+    let tls = make_certificates(&base.join("tls"));
     // The server dies with this test process: a watchdog shell waits for the process to end,
     // then stops the server and removes its data dir.
     let server = format!(
         "/usr/sbin/mariadbd --no-defaults --datadir={data} --port={port} --bind-address=127.0.0.1 \
          --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin \
-         --innodb-buffer-pool-size=64M --innodb-log-file-size=16M >{base}/server.log 2>&1 & m=$!; \
+         --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
+         --ssl-ca={tls}/ca.pem --ssl-cert={tls}/server.pem --ssl-key={tls}/server.key \
+         >{base}/server.log 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \
          kill $m 2>/dev/null; wait $m; rm -rf {base}",
         data = data.display(),
         socket = socket.display(),
         base = base.display(),
+        tls = tls.display(),
         parent = std::process::id(),
     );
     let watchdog = Command::new("sh")
@@ -173,12 +206,23 @@ fn start() -> MariaDb {
     let mut server = MariaDb {
         port,
         socket,
+        tls,
         stores: Vec::new(),
         _watchdog: watchdog,
     };
     server.root_sql(
         None,
         &format!("CREATE USER 'runql_reader'@'127.0.0.1' IDENTIFIED BY '{READER_PASSWORD}'"),
+    );
+    // Readers that must come over TLS, and with a client certificate.
+    server.root_sql(
+        None,
+        &format!(
+            "CREATE USER 'tls_reader'@'127.0.0.1' IDENTIFIED BY '{READER_PASSWORD}' REQUIRE SSL; \
+             CREATE USER 'x509_reader'@'127.0.0.1' IDENTIFIED BY '{READER_PASSWORD}' REQUIRE X509; \
+             GRANT SELECT ON *.* TO 'tls_reader'@'127.0.0.1'; \
+             GRANT SELECT ON *.* TO 'x509_reader'@'127.0.0.1'"
+        ),
     );
     for dir in mysql_fixture_dirs() {
         let version = dir

@@ -240,9 +240,6 @@ fn bad_stores_each_give_one_clear_line() {
         .port();
     let down = format!("mysql://runql_reader:{READER_PASSWORD}@127.0.0.1:{port}/zenml");
     assert_one_line_error(&run(down), "cannot read MySQL store");
-    // TLS asked for, and this server offers none.
-    let tls = format!("{}?ssl=true", server.url("zenml_0_98_0"));
-    assert_one_line_error(&run(tls), "cannot read MySQL store");
     // Not a URL runql reads, and the password in it is not repeated.
     let output = runql()
         .args([
@@ -444,4 +441,59 @@ fn grants_name_only_what_runql_reads() {
     for table in TABLES {
         json_on(&url, &format!("SELECT count(*) FROM {table}"));
     }
+}
+
+#[test]
+fn tls_with_the_ca_and_client_certificate_zenml_names() {
+    let (server, database, _) = newest();
+    let tls = |user: &str, query: &str| {
+        format!(
+            "mysql://{user}:{READER_PASSWORD}@127.0.0.1:{}/{database}{query}",
+            server.port
+        )
+    };
+    let count = |store: String| {
+        runql()
+            .args(["--store", &store, "--format", "csv", "--no-header", "-c"])
+            .arg("SELECT count(*) FROM runs")
+            .output()
+            .unwrap()
+    };
+    let ca = server.tls.join("ca.pem").display().to_string();
+    let cert = server.tls.join("client.pem").display().to_string();
+    let key = server.tls.join("client.key").display().to_string();
+    // The server requires TLS of this reader, and none is offered: one line.
+    assert_one_line_error(&count(tls("tls_reader", "")), "Access denied");
+    // With ZenML's ssl_ca, checking the certificate names the host.
+    for query in [
+        format!("?ssl_ca={ca}"),
+        format!("?ssl_ca={ca}&ssl_verify_server_cert=true"),
+    ] {
+        let out = count(tls("tls_reader", &query));
+        assert!(
+            out.status.success(),
+            "{query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A reader that must show a client certificate: with ssl_cert/ssl_key, and without.
+    let with_cert = count(tls(
+        "x509_reader",
+        &format!("?ssl_ca={ca}&ssl_cert={cert}&ssl_key={key}"),
+    ));
+    assert!(
+        with_cert.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_cert.stderr)
+    );
+    assert_one_line_error(
+        &count(tls("x509_reader", &format!("?ssl_ca={ca}"))),
+        "Access denied",
+    );
+    // A CA that did not sign the server's certificate: refused, one line.
+    let other_ca = server.tls.join("client.pem").display().to_string();
+    assert_one_line_error(
+        &count(tls("tls_reader", &format!("?ssl_ca={other_ca}"))),
+        "cannot read MySQL store",
+    );
 }
