@@ -299,12 +299,11 @@ fn wait_for(server: &MariaDb, count_sql: &str) {
     }
 }
 
-#[test]
-fn a_connection_lost_mid_query_is_one_line() {
+/// A copy of the newest store in a database of its own, for a test that watches the
+/// server's process list or locks a table (no other test's queries there).
+fn private_copy(database: &str) -> &'static MariaDb {
     let server = mariadb();
-    // A database of its own, so the lock holds up no other test.
     let (dir, _) = server.stores.last().unwrap();
-    let database = "locked_for_a_lost_connection";
     server.root_sql(None, &format!("CREATE DATABASE {database}"));
     let dump = std::fs::File::open(dir.join("zenml.sql")).unwrap();
     let load = std::process::Command::new("mariadb")
@@ -319,6 +318,13 @@ fn a_connection_lost_mid_query_is_one_line() {
         None,
         &format!("GRANT SELECT ON {database}.* TO 'runql_reader'@'127.0.0.1'"),
     );
+    server
+}
+
+#[test]
+fn a_connection_lost_mid_query_is_one_line() {
+    let database = "locked_for_a_lost_connection";
+    let server = private_copy(database);
     let lock = TableLock::hold(server, database, "pipeline_run");
     let child = runql()
         .args([
@@ -350,7 +356,9 @@ fn a_connection_lost_mid_query_is_one_line() {
 
 #[test]
 fn a_limit_reached_leaves_no_query_behind() {
-    let (server, database, url) = newest();
+    let database = "watched_for_a_limit";
+    let server = private_copy(database);
+    let url = server.url(database);
     // The filter is not exact on MySQL (a `_` in LIKE), so the LIMIT stays in DataFusion and
     // the scan is dropped once the first row passes.
     let rows = json_on(
