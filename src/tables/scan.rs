@@ -688,33 +688,74 @@ fn read_rows(
     let mut rows = stmt
         .query(rusqlite::params_from_iter(query.params.iter()))
         .map_err(sqlite)?;
-    let mut builders: Vec<ColumnBuilder> = query
-        .columns
-        .iter()
-        .map(|(_, kind)| ColumnBuilder::new(*kind, batch_size))
-        .collect();
-    let mut count = 0;
-    let finish = |builders: &mut Vec<ColumnBuilder>, count: usize| -> Result<RecordBatch> {
-        let arrays = builders.iter_mut().map(|b| b.finish()).collect();
-        let options = RecordBatchOptions::new().with_row_count(Some(count));
-        RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options).map_err(Into::into)
-    };
+    let mut batches = Batches::new(query, schema, batch_size);
     while let Some(row) = rows.next().map_err(sqlite)? {
-        for (i, builder) in builders.iter_mut().enumerate() {
-            builder.append(row.get_ref(i).map_err(sqlite)?, query.columns[i].0)?;
+        for i in 0..query.columns.len() {
+            batches.append(i, row.get_ref(i).map_err(sqlite)?)?;
         }
-        count += 1;
-        if count == batch_size {
-            if !emit(finish(&mut builders, count)?) {
-                return Ok(());
-            }
-            count = 0;
+        if let Some(batch) = batches.end_row()?
+            && !emit(batch)
+        {
+            return Ok(());
         }
     }
-    if count > 0 {
-        emit(finish(&mut builders, count)?);
+    if let Some(batch) = batches.rest()? {
+        emit(batch);
     }
     Ok(())
+}
+
+/// A scan's rows gathered into record batches of `size` rows, whichever store they come from.
+struct Batches<'a> {
+    query: &'a ScanQuery,
+    schema: &'a SchemaRef,
+    builders: Vec<ColumnBuilder>,
+    rows: usize,
+    size: usize,
+}
+
+impl<'a> Batches<'a> {
+    fn new(query: &'a ScanQuery, schema: &'a SchemaRef, size: usize) -> Self {
+        let builders = query
+            .columns
+            .iter()
+            .map(|(_, kind)| ColumnBuilder::new(*kind, size))
+            .collect();
+        Self {
+            query,
+            schema,
+            builders,
+            rows: 0,
+            size,
+        }
+    }
+
+    /// The value of column `i` of the current row.
+    fn append(&mut self, i: usize, value: rusqlite::types::ValueRef<'_>) -> Result<()> {
+        self.builders[i].append(value, self.query.columns[i].0)
+    }
+
+    /// Ends the current row; the batch it completes, if it completes one.
+    fn end_row(&mut self) -> Result<Option<RecordBatch>> {
+        self.rows += 1;
+        if self.rows < self.size {
+            return Ok(None);
+        }
+        self.rest()
+    }
+
+    /// The rows not yet handed out, as a batch (none when there are none).
+    fn rest(&mut self) -> Result<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let arrays = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        self.rows = 0;
+        RecordBatch::try_new_with_options(Arc::clone(self.schema), arrays, &options)
+            .map(Some)
+            .map_err(Into::into)
+    }
 }
 
 /// [`read_batches`] for a MySQL store: the same batches from the server's rows.
@@ -726,37 +767,26 @@ async fn read_mysql(
     cancelled: impl Fn() -> bool,
     mut emit: impl FnMut(RecordBatch) -> bool,
 ) -> Result<()> {
-    let mut builders: Vec<ColumnBuilder> = query
-        .columns
-        .iter()
-        .map(|(_, kind)| ColumnBuilder::new(*kind, batch_size))
-        .collect();
-    let mut count = 0;
-    let finish = |builders: &mut Vec<ColumnBuilder>, count: usize| -> Result<RecordBatch> {
-        let arrays = builders.iter_mut().map(|b| b.finish()).collect();
-        let options = RecordBatchOptions::new().with_row_count(Some(count));
-        RecordBatch::try_new_with_options(Arc::clone(schema), arrays, &options).map_err(Into::into)
-    };
+    let mut batches = Batches::new(query, schema, batch_size);
     let mut wanted = true;
     db.read(
         &query.sql,
         &query.params,
         &cancelled,
         |cells| -> Result<bool> {
-            for (i, builder) in builders.iter_mut().enumerate() {
-                builder.append(cells[i], query.columns[i].0)?;
+            // The projected columns only: a query of none selects a placeholder column.
+            for (i, cell) in cells.iter().take(query.columns.len()).enumerate() {
+                batches.append(i, *cell)?;
             }
-            count += 1;
-            if count == batch_size {
-                count = 0;
-                wanted = emit(finish(&mut builders, batch_size)?);
+            if let Some(batch) = batches.end_row()? {
+                wanted = emit(batch);
             }
             Ok(wanted)
         },
     )
     .await?;
-    if wanted && count > 0 {
-        emit(finish(&mut builders, count)?);
+    if wanted && let Some(batch) = batches.rest()? {
+        emit(batch);
     }
     Ok(())
 }
