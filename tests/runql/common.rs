@@ -50,11 +50,17 @@ pub fn golden_of(dir: &Path) -> Value {
 
 /// Every fixture store, one per ZenML release (`tests/fixtures/zenml-<version>/`).
 pub fn all_fixture_dirs() -> Vec<PathBuf> {
+    fixture_dirs_holding("zenml.db")
+}
+
+/// The fixture dirs with golden answers and a store in `file` (`zenml.db`, or `zenml.sql`
+/// for the MariaDB dumps), sorted by name.
+pub fn fixture_dirs_holding(file: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .expect("tests/fixtures")
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("golden.json").is_file() && p.join("zenml.db").is_file())
+        .filter(|p| p.join("golden.json").is_file() && p.join(file).is_file())
         .collect();
     dirs.sort();
     dirs

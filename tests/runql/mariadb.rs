@@ -64,6 +64,25 @@ impl MariaDb {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Creates `database` and loads the fixture dump of `dir` into it.
+    pub fn load(&self, dir: &Path, database: &str) {
+        self.root_sql(None, &format!("CREATE DATABASE {database}"));
+        let dump = std::fs::File::open(dir.join("zenml.sql")).unwrap();
+        let load = Command::new("mariadb")
+            .args(["--no-defaults", "-uroot"])
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg(database)
+            .stdin(dump)
+            .output()
+            .unwrap();
+        assert!(
+            load.status.success(),
+            "loading {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+
     /// A checksum of every table of `database`, to show a test changed nothing.
     pub fn checksum(&self, database: &str) -> String {
         let tables = self.root_sql(
@@ -83,12 +102,7 @@ impl MariaDb {
 
 /// The fixture directories with a MariaDB dump, oldest release first.
 pub fn mysql_fixture_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .expect("tests/fixtures")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("zenml.sql").is_file() && p.join("golden.json").is_file())
-        .collect();
+    let mut dirs = crate::common::fixture_dirs_holding("zenml.sql");
     dirs.sort_by_key(|d| release_of(d));
     dirs
 }
@@ -231,21 +245,7 @@ fn start() -> MariaDb {
             .to_string_lossy()
             .replace("mysql-", "");
         let database = format!("zenml_{}", version.replace('.', "_"));
-        server.root_sql(None, &format!("CREATE DATABASE {database}"));
-        let dump = std::fs::File::open(dir.join("zenml.sql")).unwrap();
-        let load = Command::new("mariadb")
-            .args(["--no-defaults", "-uroot"])
-            .arg(format!("--socket={}", server.socket.display()))
-            .arg(&database)
-            .stdin(dump)
-            .output()
-            .unwrap();
-        assert!(
-            load.status.success(),
-            "loading {}: {}",
-            dir.display(),
-            String::from_utf8_lossy(&load.stderr)
-        );
+        server.load(&dir, &database);
         // Exactly the grants runql says it needs for this store.
         let grants = crate::common::runql()
             .args(["--store", &server.root_url(&database), "--grants"])
