@@ -28,7 +28,8 @@ pub enum StoreError {
     /// The scheme only: the rest of a URL may hold a password.
     #[error(
         "unsupported store URL scheme {0}: runql reads ZenML's SQLite stores (sqlite:///...) \
-         and MySQL/MariaDB stores (mysql://user:password@host/database)"
+         MySQL/MariaDB stores (mysql://user:password@host/database) and ZenML servers \
+         (https://host)"
     )]
     UnsupportedUrl(String),
     #[error("bad MySQL store URL: {0}")]
@@ -50,6 +51,32 @@ pub enum StoreError {
         mapping: String,
         reason: String,
     },
+    #[error("bad ZenML server URL: {0}")]
+    ServerUrl(String),
+    #[error("ZenML server {server}: {reason}")]
+    Server { server: String, reason: String },
+    #[error(
+        "ZenML server {server} refused runql (HTTP {status}): the API key or login is wrong, \
+         expired or revoked, or lacks read access"
+    )]
+    ServerAuth { server: String, status: u16 },
+    #[error(
+        "no API key for ZenML server {server}: set ZENML_STORE_API_KEY, pass --api-key-file FILE, \
+         or log in with `zenml login {server}`"
+    )]
+    NoCredential { server: String },
+    #[error(
+        "ZenML server {server} runs ZenML {version}, which runql cannot read: runql reads servers \
+         of ZenML {oldest} and later (verified: {verified})"
+    )]
+    UnsupportedServer {
+        server: String,
+        version: String,
+        oldest: String,
+        verified: String,
+    },
+    #[error("no mirror of {server} yet ({dir}): run once without --offline to fill it")]
+    NoMirror { server: String, dir: PathBuf },
     #[error("reading the ZenML store failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("{0}")]

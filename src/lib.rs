@@ -10,6 +10,7 @@ pub mod cli;
 pub mod error;
 pub mod export;
 pub mod functions;
+pub mod mirror;
 pub mod print_format;
 pub mod reports;
 pub mod store;
@@ -41,10 +42,15 @@ pub fn session_with(
     Ok(ctx)
 }
 
-/// A session over a `runql export` folder: the same tables, read from its Parquet files.
-pub async fn export_session(dir: &std::path::Path) -> Result<(SessionContext, export::Manifest)> {
+/// A session over a `runql export` folder (or a server's mirror): the same tables, read
+/// from its Parquet files, and the same functions (artifacts are read where the outputs'
+/// URIs say, or under `artifact_root`).
+pub async fn export_session(
+    dir: &std::path::Path,
+    artifact_root: ArtifactRoot,
+) -> Result<(SessionContext, export::Manifest)> {
     let mut ctx = base_context();
-    functions::register_json(&mut ctx)?;
+    functions::register_for_export(&mut ctx, dir, &artifact_root)?;
     let manifest = export::register_export(&ctx, dir).await?;
     Ok((ctx, manifest))
 }

@@ -16,8 +16,9 @@ use crate::print_format::PrintFormat;
         Without -c or -f, runql starts a REPL on a terminal and reads SQL from stdin otherwise."
 )]
 pub struct Args {
-    /// The ZenML store: a path to zenml.db, ZenML's URL form sqlite:////abs/path/zenml.db, or
-    /// a ZenML server's database mysql://user[:password]@host[:port]/database
+    /// The ZenML store: a path to zenml.db, ZenML's URL form sqlite:////abs/path/zenml.db,
+    /// a ZenML server's database mysql://user[:password]@host[:port]/database, or a ZenML
+    /// server https://host (read into a local mirror, brought up to date at each start)
     /// [default: $RUNQL_STORE, else $ZENML_STORE_URL, else the active ZenML config's store]
     #[arg(long, value_name = "STORE", conflicts_with = "demo", global = true)]
     pub store: Option<String>,
@@ -26,6 +27,16 @@ pub struct Args {
     /// config or $MYSQL_PWD
     #[arg(long, value_name = "FILE", global = true)]
     pub password_file: Option<PathBuf>,
+
+    /// Read a ZenML server's API key from FILE instead of $ZENML_STORE_API_KEY or what
+    /// `zenml login` saved
+    #[arg(long, value_name = "FILE", global = true)]
+    pub api_key_file: Option<PathBuf>,
+
+    /// For a ZenML server: answer from the local mirror as the last sync left it, without
+    /// asking the server
+    #[arg(long, global = true)]
+    pub offline: bool,
 
     /// Use the demo store bundled with runql (a real ZenML 0.98 store)
     #[arg(long, global = true)]

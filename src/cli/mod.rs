@@ -5,6 +5,7 @@ pub mod command;
 pub mod describe;
 pub mod exec;
 mod helper;
+mod progress;
 mod repl;
 pub mod script;
 pub mod shell;
@@ -90,12 +91,23 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
     let (location, demo_artifacts) = store_location(&args)?;
     let export_dir = match &location {
         Location::File(path) if crate::export::is_export(path) => Some(path.clone()),
+        Location::Server(server) => match server_mirror(&args, server).await? {
+            Some(dir) => Some(dir),
+            None => return Ok(ExitCode::SUCCESS),
+        },
         _ => None,
     };
     // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
-    let (ctx, store, store_name) = if let Some(path) = export_dir {
-        let (ctx, manifest) = crate::export_session(&path).await?;
+    let (ctx, store, store_name, mirror_manifest) = if let Some(path) = export_dir {
+        let root = crate::artifacts::ArtifactRoot::new(
+            args.artifact_root.clone().or(demo_artifacts.clone()),
+        );
+        let (ctx, manifest) = crate::export_session(&path, root).await?;
         if args.info {
+            if let Location::Server(server) = &location {
+                print_mirror_info(server, &path, &manifest);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("store: {} (runql export)", path.display());
             println!(
                 "exported from: {} (zenml schema version {})",
@@ -104,7 +116,15 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             println!("exported at: {}", manifest.exported_at);
             return Ok(ExitCode::SUCCESS);
         }
-        (ctx, None, path.display().to_string())
+        match &location {
+            Location::Server(server) => (
+                ctx,
+                None,
+                format!("{server} (mirror of {})", manifest.exported_at),
+                Some(manifest),
+            ),
+            _ => (ctx, None, path.display().to_string(), None),
+        }
     } else {
         let store = Arc::new(ZenStore::open_location(&location).await?);
         if store.fit() == crate::store::schema::Fit::Untested {
@@ -152,6 +172,7 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             crate::session_with(Arc::clone(&store), root, push_down)?,
             Some(store),
             name,
+            None,
         )
     };
 
@@ -162,14 +183,23 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         partition_by,
     }) = &args.command
     {
-        let store = store.context("export reads a ZenML store, not an export folder")?;
+        // A store, or a server's mirror (which holds the server's runs as of this start);
+        // an export folder is already an export.
+        let source = match (&store, &location, &mirror_manifest) {
+            (Some(store), _, _) => crate::export::Source::of(store),
+            (None, Location::Server(_), Some(m)) => crate::export::Source {
+                store: m.store.clone(),
+                zenml_version: m.zenml_version.clone(),
+            },
+            _ => anyhow::bail!("export reads a ZenML store or server, not an export folder"),
+        };
         let export = crate::export::ExportOptions {
             to: to.clone(),
             tables: tables.clone(),
             since: since.clone(),
             partition_by: *partition_by,
         };
-        return run_export(&ctx, &store, &export, options).await;
+        return run_export(&ctx, &source, &export, options).await;
     }
     if let Some(Subcommands::Query { name, params, .. }) = &args.command {
         return run_report(&ctx, &args, name.as_deref(), params, options).await;
@@ -365,6 +395,66 @@ async fn run_report(
     }
 }
 
+/// A ZenML server's mirror folder, brought up to date unless `--offline` (`None` when
+/// `--info` found no mirror to describe and said so).
+async fn server_mirror(
+    args: &Args,
+    server: &crate::store::rest::ServerAddress,
+) -> anyhow::Result<Option<PathBuf>> {
+    let dir = crate::mirror::default_dir(server);
+    let synced = crate::mirror::last_sync(&dir)?;
+    if args.info || args.offline {
+        if synced.is_none() {
+            if args.info {
+                println!("store: {server} (ZenML server)");
+                println!("mirror: {} (not filled yet)", dir.display());
+                return Ok(None);
+            }
+            return Err(crate::error::StoreError::NoMirror {
+                server: server.to_string(),
+                dir,
+            }
+            .into());
+        }
+        return Ok(Some(dir));
+    }
+    let credential = locate::credential(server, args.api_key_file.as_deref())?;
+    let client = crate::store::rest::RestClient::new(
+        server.clone(),
+        credential,
+        crate::store::rest::DEFAULT_TIMEOUT,
+    )?;
+    let mut display = progress::Display::new(std::io::stderr().is_terminal());
+    let result = crate::mirror::sync(&client, &dir, &mut |p| display.show(p)).await;
+    display.finish();
+    let manifest = result.map_err(|e| anyhow::anyhow!("{}", exec::one_line(&e)))?;
+    if !crate::mirror::verified(&manifest.zenml_version) {
+        eprintln!(
+            "warning: ZenML server release {} is untested; runql's tests read {}",
+            manifest.zenml_version,
+            crate::mirror::VERIFIED_SERVERS.join(", ")
+        );
+    }
+    Ok(Some(dir))
+}
+
+fn print_mirror_info(
+    server: &crate::store::rest::ServerAddress,
+    dir: &std::path::Path,
+    manifest: &crate::export::Manifest,
+) {
+    println!("store: {server} (ZenML server)");
+    println!("server release: ZenML {}", manifest.zenml_version);
+    println!("mirror: {}", dir.display());
+    println!("last brought up to date: {}", manifest.exported_at);
+    let rows = crate::mirror::table_rows(manifest);
+    let counts: Vec<String> = crate::tables::TABLES
+        .iter()
+        .filter_map(|t| rows.get(t.name).map(|n| format!("{n} {}", t.name)))
+        .collect();
+    println!("holds: {}", counts.join(", "));
+}
+
 /// The store to open and, for the demo, the folder its artifacts were written to.
 fn store_location(args: &Args) -> anyhow::Result<(Location, Option<String>)> {
     if args.demo {
@@ -394,7 +484,7 @@ fn store_location(args: &Args) -> anyhow::Result<(Location, Option<String>)> {
 /// `runql export`: a line per table on a terminal while it runs, a summary at the end.
 async fn run_export(
     ctx: &datafusion::prelude::SessionContext,
-    store: &ZenStore,
+    source: &crate::export::Source,
     export: &crate::export::ExportOptions,
     options: PrintOptions,
 ) -> anyhow::Result<ExitCode> {
@@ -408,7 +498,7 @@ async fn run_export(
             );
         }
     };
-    let manifest = crate::export::export(ctx, store, export, &mut progress)
+    let manifest = crate::export::export(ctx, source, export, &mut progress)
         .await
         .map_err(|e| {
             anyhow::anyhow!(

@@ -36,6 +36,23 @@ pub enum PartitionBy {
     Date,
 }
 
+/// What an export is of: the store as `--info` names it (never with a password), and its
+/// ZenML version.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub store: String,
+    pub zenml_version: String,
+}
+
+impl Source {
+    pub fn of(store: &ZenStore) -> Self {
+        Self {
+            store: store.describe(),
+            zenml_version: store.version().to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub to: PathBuf,
@@ -121,7 +138,7 @@ fn changed_runs(since: Option<&str>, previous: Option<&Manifest>) -> String {
 }
 
 /// Run statuses ZenML does not change again (a finished run's steps are final too).
-const FINISHED: &str = "'completed', 'failed', 'cached', 'stopped'";
+pub(crate) const FINISHED: &str = "'completed', 'failed', 'cached', 'stopped'";
 
 /// `changed_runs` when every run is to be read: then no table needs filtering on it (a
 /// semi-join on every run would hold a whole table in a hash table).
@@ -133,7 +150,7 @@ const ALL_RUNS: &str = "SELECT run_id FROM runs";
 /// The lists are computed once, up front, and spelled out in each table's query: a filter
 /// on a literal list reaches SQLite (or streams through DataFusion), where a semi-join
 /// against a subquery would hold a whole table in a hash table.
-enum Selection {
+pub(crate) enum Selection {
     All,
     Listed {
         runs: Vec<String>,
@@ -159,7 +176,7 @@ fn in_list(column: &str, ids: &[String]) -> String {
 /// The rows of `table` to write: fresh rows of the listed runs from the store, plus the
 /// previous export's rows of the runs not listed. Each row belongs to one run, so no row is
 /// written twice, and a run the store no longer has (listed, but not in the store) is gone.
-fn table_query(table: &str, selection: &Selection, previous: bool) -> String {
+pub(crate) fn table_query(table: &str, selection: &Selection, previous: bool) -> String {
     let (runs, resources) = match selection {
         Selection::All => return format!("SELECT * FROM {table}"),
         Selection::Listed { runs, resources } => (runs, resources),
@@ -247,7 +264,7 @@ async fn select(ctx: &SessionContext, changed: &str, previous: &[String]) -> Res
 /// Writes the export; `progress` hears of each table as it starts.
 pub async fn export(
     ctx: &SessionContext,
-    store: &ZenStore,
+    source: &Source,
     options: &ExportOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Manifest> {
@@ -269,7 +286,7 @@ pub async fn export(
     remove_stale_staging(&options.to)?;
     let previous = read_manifest(&options.to)?;
     if let Some(previous) = &previous {
-        let this = store.describe();
+        let this = source.store.clone();
         if previous.store != this {
             return Err(DataFusionError::Plan(format!(
                 "{} holds an export of another store ({}); export {this} to another folder",
@@ -299,21 +316,53 @@ pub async fn export(
     .await?
     .and_then(|n| n.parse().ok())
     .unwrap_or(0);
-    let staging = options
-        .to
-        .join(format!(".runql-staging-{}", std::process::id()));
-    std::fs::create_dir_all(&staging)?;
     let selection = select(ctx, &changed, &previous_tables).await?;
-    let result = write_tables(
+    let rows = |table: &str| {
+        table_query(
+            table,
+            &selection,
+            previous_tables.iter().any(|t| t == table),
+        )
+    };
+    let since_kept = since.clone();
+    write_folder(
         ctx,
+        &options.to,
         &tables,
-        options,
-        &selection,
-        &previous_tables,
-        &staging,
+        options.partition_by,
+        &rows,
         progress,
+        |summaries| Manifest {
+            runql_version: env!("CARGO_PKG_VERSION").to_string(),
+            store: source.store.clone(),
+            zenml_version: source.zenml_version.clone(),
+            exported_at: chrono::Utc::now().to_rfc3339(),
+            since: since_kept,
+            partition_by: options.partition_by,
+            watermark,
+            runs_read,
+            tables: summaries,
+        },
     )
-    .await;
+    .await
+}
+
+/// Writes `tables` (each table's rows are the SQL `rows(table)` gives, over `ctx`) as an
+/// export folder in `to`, atomically: everything is written under a staging folder and
+/// renamed into place only when complete, the manifest (made by `manifest` from the
+/// tables written) last. On any error `to` is left as it was.
+pub(crate) async fn write_folder(
+    ctx: &SessionContext,
+    to: &Path,
+    tables: &[&str],
+    partition_by: Option<PartitionBy>,
+    rows: &dyn Fn(&str) -> String,
+    progress: &mut dyn FnMut(&str),
+    manifest: impl FnOnce(Vec<TableSummary>) -> Manifest,
+) -> Result<Manifest> {
+    let staging = to.join(format!(".runql-staging-{}", std::process::id()));
+    std::fs::create_dir_all(&staging)?;
+    let result = write_tables(ctx, tables, partition_by, rows, &staging, progress).await;
     let summaries = match result {
         Ok(s) => s,
         Err(e) => {
@@ -321,20 +370,10 @@ pub async fn export(
             return Err(e);
         }
     };
-    let manifest = Manifest {
-        runql_version: env!("CARGO_PKG_VERSION").to_string(),
-        store: store.describe(),
-        zenml_version: store.version().to_string(),
-        exported_at: chrono::Utc::now().to_rfc3339(),
-        since,
-        partition_by: options.partition_by,
-        watermark,
-        runs_read,
-        tables: summaries,
-    };
+    let manifest = manifest(summaries);
     // Everything is complete: swap each table in, then the manifest.
     for summary in &manifest.tables {
-        let target = options.to.join(&summary.table);
+        let target = to.join(&summary.table);
         let old = staging.join(format!("{}.old", summary.table));
         if target.exists() {
             std::fs::rename(&target, &old)?;
@@ -345,7 +384,7 @@ pub async fn export(
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let tmp = staging.join(MANIFEST);
     std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, options.to.join(MANIFEST))?;
+    std::fs::rename(&tmp, to.join(MANIFEST))?;
     std::fs::remove_dir_all(&staging)?;
     Ok(manifest)
 }
@@ -353,9 +392,8 @@ pub async fn export(
 async fn write_tables(
     ctx: &SessionContext,
     tables: &[&str],
-    options: &ExportOptions,
-    selection: &Selection,
-    previous_tables: &[String],
+    partition_by: Option<PartitionBy>,
+    rows: &dyn Fn(&str) -> String,
     staging: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<TableSummary>> {
@@ -363,7 +401,7 @@ async fn write_tables(
     for table in tables {
         progress(table);
         let def = table_def(table).expect("checked");
-        let partition = partition_column(table, options.partition_by);
+        let partition = partition_column(table, partition_by);
         let mut select = "*".to_string();
         let mut partition_by = Vec::new();
         if let Some((name, expr)) = &partition {
@@ -372,7 +410,7 @@ async fn write_tables(
             }
             partition_by.push(name.to_string());
         }
-        let rows = table_query(table, selection, previous_tables.iter().any(|t| t == table));
+        let rows = rows(table);
         let df = ctx
             .sql(&format!("SELECT {select} FROM ({rows}) AS t"))
             .await?;
@@ -421,7 +459,7 @@ async fn write_tables(
     Ok(summaries)
 }
 
-fn remove_stale_staging(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_stale_staging(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry
@@ -454,7 +492,7 @@ pub fn is_export(path: &Path) -> bool {
     path.is_dir() && path.join(MANIFEST).is_file()
 }
 
-fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+pub(crate) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
     if !path.is_file() {
         return Ok(None);
@@ -511,7 +549,7 @@ fn derived(table: &str, column: &str) -> Option<&'static str> {
 }
 
 /// Registers each table of the export in `dir` as the view `<prefix><table>`.
-async fn register_tables(
+pub(crate) async fn register_tables(
     ctx: &SessionContext,
     dir: &Path,
     manifest: &Manifest,

@@ -18,7 +18,21 @@ pub fn register(
     root: &ArtifactRoot,
 ) -> Result<()> {
     register_json(ctx)?;
-    outputs::register(ctx, store, root);
+    let index: Arc<dyn outputs::OutputIndex> = Arc::clone(store) as _;
+    outputs::register(ctx, &index, root);
+    Ok(())
+}
+
+/// The JSON functions, and `read_output` / `output_value` over an export folder's (or a
+/// server mirror's) `outputs` table.
+pub fn register_for_export(
+    ctx: &mut SessionContext,
+    dir: &std::path::Path,
+    root: &ArtifactRoot,
+) -> Result<()> {
+    register_json(ctx)?;
+    let index: Arc<dyn outputs::OutputIndex> = Arc::new(outputs::ExportOutputs::new(dir));
+    outputs::register(ctx, &index, root);
     Ok(())
 }
 

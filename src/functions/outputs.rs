@@ -23,11 +23,111 @@ use crate::store::ZenStore;
 use crate::tables::push_down::{Pushed, store_id};
 use crate::tables::{lookup, table_def};
 
+/// Where outputs' files are and which materializer wrote them: a ZenML store, or the
+/// `outputs` table of an export folder or a server's mirror.
+pub trait OutputIndex: std::fmt::Debug + Send + Sync {
+    fn output_files(&self, output_id: &str) -> Result<OutputFiles>;
+}
+
+impl OutputIndex for ZenStore {
+    fn output_files(&self, output_id: &str) -> Result<OutputFiles> {
+        store_output_files(self, output_id)
+    }
+}
+
+fn not_an_id(output_id: &str) -> DataFusionError {
+    DataFusionError::Plan(format!("{output_id:?} is not an output id (a ZenML UUID)"))
+}
+
+/// The `outputs` Parquet files of an export folder (or a mirror), read for the few columns
+/// an output's files need, when a query first asks.
+#[derive(Debug)]
+pub struct ExportOutputs {
+    dir: std::path::PathBuf,
+}
+
+impl ExportOutputs {
+    pub fn new(export_dir: &std::path::Path) -> Self {
+        Self {
+            dir: export_dir.join("outputs"),
+        }
+    }
+}
+
+fn parquet_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            parquet_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl OutputIndex for ExportOutputs {
+    fn output_files(&self, output_id: &str) -> Result<OutputFiles> {
+        use datafusion::parquet::arrow::ProjectionMask;
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        // Ids are compared in the form the tables show: dashed lowercase.
+        let id = store_id(output_id).ok_or_else(|| not_an_id(output_id))?;
+        let mut files = Vec::new();
+        parquet_files(&self.dir, &mut files)?;
+        let wanted = ["output_id", "uri", "materializer", "data_type"];
+        for file in files {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file)?)?;
+            let schema = builder.parquet_schema();
+            let leaves: Vec<usize> = wanted
+                .iter()
+                .filter_map(|name| schema.columns().iter().position(|c| c.name() == *name))
+                .collect();
+            if leaves.len() != wanted.len() {
+                continue;
+            }
+            let mask = ProjectionMask::leaves(schema, leaves);
+            for batch in builder.with_projection(mask).build()? {
+                let batch = batch?;
+                let column = |name: &str| -> Result<StringArray> {
+                    let array = batch.column_by_name(name).ok_or_else(|| {
+                        DataFusionError::Internal(format!("outputs has no {name}"))
+                    })?;
+                    let array = cast(array, &DataType::Utf8)?;
+                    Ok(array
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("cast to Utf8")
+                        .clone())
+                };
+                let ids = column("output_id")?;
+                if let Some(row) =
+                    (0..ids.len()).find(|&i| ids.is_valid(i) && ids.value(i).replace('-', "") == id)
+                {
+                    let text = |a: &StringArray| {
+                        if a.is_valid(row) {
+                            a.value(row).to_string()
+                        } else {
+                            String::new()
+                        }
+                    };
+                    return Ok(OutputFiles {
+                        output_id: output_id.to_string(),
+                        uri: text(&column("uri")?),
+                        materializer: text(&column("materializer")?),
+                        data_type: text(&column("data_type")?),
+                    });
+                }
+            }
+        }
+        Err(DataFusionError::Plan(format!(
+            "no output {output_id} in the store"
+        )))
+    }
+}
+
 /// Where an output's files are and which materializer wrote them.
-fn output_files(store: &ZenStore, output_id: &str) -> Result<OutputFiles> {
-    let id = store_id(output_id).ok_or_else(|| {
-        DataFusionError::Plan(format!("{output_id:?} is not an output id (a ZenML UUID)"))
-    })?;
+fn store_output_files(store: &ZenStore, output_id: &str) -> Result<OutputFiles> {
+    let id = store_id(output_id).ok_or_else(|| not_an_id(output_id))?;
     let def = table_def("outputs").expect("the outputs table");
     let filter = Pushed {
         sql: "\"output_id\" = ?".to_string(),
@@ -54,7 +154,7 @@ fn output_files(store: &ZenStore, output_id: &str) -> Result<OutputFiles> {
 
 #[derive(Debug)]
 pub struct ReadOutput {
-    store: Arc<ZenStore>,
+    store: Arc<dyn OutputIndex>,
     root: ArtifactRoot,
 }
 
@@ -76,7 +176,7 @@ impl TableFunctionImpl for ReadOutput {
                 ));
             }
         };
-        let files = output_files(&self.store, id)?;
+        let files = self.store.output_files(id)?;
         let batch =
             read_table(&files, &self.root).map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Arc::new(MemTable::try_new(
@@ -91,7 +191,7 @@ impl TableFunctionImpl for ReadOutput {
 const VALUE_CACHE: usize = 100_000;
 
 /// `output_value(output_id)`: the built-in value's JSON text.
-fn output_value(store: Arc<ZenStore>, root: ArtifactRoot) -> ScalarUDF {
+fn output_value(store: Arc<dyn OutputIndex>, root: ArtifactRoot) -> ScalarUDF {
     let cache: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let fun = move |args: &[ColumnarValue]| -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(args)?;
@@ -111,7 +211,7 @@ fn output_value(store: Arc<ZenStore>, root: ArtifactRoot) -> ScalarUDF {
         if cache.len() + missing.len() > VALUE_CACHE {
             cache.clear();
         }
-        cache.extend(read_values(&store, &root, &missing)?);
+        cache.extend(read_values(store.as_ref(), &root, &missing)?);
         let out: StringArray = ids
             .iter()
             .map(|id| id.and_then(|id| cache.get(id).map(String::as_str)))
@@ -129,7 +229,7 @@ fn output_value(store: Arc<ZenStore>, root: ArtifactRoot) -> ScalarUDF {
 
 /// Reads the outputs `ids` on up to as many threads as the machine has cores.
 fn read_values(
-    store: &ZenStore,
+    store: &dyn OutputIndex,
     root: &ArtifactRoot,
     ids: &[&str],
 ) -> Result<HashMap<String, String>> {
@@ -145,7 +245,7 @@ fn read_values(
                 scope.spawn(move || {
                     part.iter()
                         .map(|id| {
-                            let files = output_files(store, id)?;
+                            let files = store.output_files(id)?;
                             let value = read_json_value(&files, root)
                                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
                             Ok((id.to_string(), value))
@@ -168,7 +268,7 @@ fn read_values(
 
 pub fn register(
     ctx: &datafusion::prelude::SessionContext,
-    store: &Arc<ZenStore>,
+    store: &Arc<dyn OutputIndex>,
     root: &ArtifactRoot,
 ) {
     ctx.register_udtf(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::mysql::address::{MysqlAddress, Password, is_mysql_url};
+use super::rest::{Credential, Secret, ServerAddress, is_server_url};
 use crate::error::{StoreError, StoreResult};
 
 /// Environment variable naming a store, used when `--store` is not given.
@@ -23,6 +24,8 @@ pub enum Location {
     /// A SQLite file (or a `runql export` folder).
     File(PathBuf),
     Mysql(MysqlAddress),
+    /// A ZenML server, read through its REST API into a local mirror.
+    Server(ServerAddress),
 }
 
 /// Where a store was found, for `--info` and error messages.
@@ -74,6 +77,9 @@ pub fn parse_store(store: &str) -> StoreResult<Location> {
     if is_mysql_url(store) {
         return MysqlAddress::parse(store).map(Location::Mysql);
     }
+    if is_server_url(store) {
+        return ServerAddress::parse(store).map(Location::Server);
+    }
     if let Some((scheme, _)) = store.split_once("://") {
         return Err(StoreError::UnsupportedUrl(format!("{scheme}://")));
     }
@@ -82,6 +88,77 @@ pub fn parse_store(store: &str) -> StoreResult<Location> {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|s| !s.is_empty())
+}
+
+/// The credential for `server`, where ZenML's own client would find it: `--api-key-file`,
+/// then `ZENML_STORE_API_KEY`, then what `zenml login` left in `credentials.yaml` beside
+/// ZenML's `config.yaml` (an API key, a user's login, or a token).
+pub fn credential(server: &ServerAddress, api_key_file: Option<&Path>) -> StoreResult<Credential> {
+    if let Some(path) = api_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| StoreError::Config {
+            path: path.to_path_buf(),
+            reason: format!("cannot read the API key file: {e}"),
+        })?;
+        let key = text.trim();
+        if key.is_empty() {
+            return Err(StoreError::Config {
+                path: path.to_path_buf(),
+                reason: "the API key file is empty".to_string(),
+            });
+        }
+        return Ok(Credential::ApiKey(Secret::new(key)));
+    }
+    if let Some(key) = env("ZENML_STORE_API_KEY") {
+        return Ok(Credential::ApiKey(Secret::new(key)));
+    }
+    if let Some(dir) = zenml_config_dir()
+        && let Some(found) = from_credentials_file(&dir.join("credentials.yaml"), server)?
+    {
+        return Ok(found);
+    }
+    Err(StoreError::NoCredential {
+        server: server.to_string(),
+    })
+}
+
+/// The entry of ZenML's `credentials.yaml` (a map from server URL to credentials) for
+/// `server`.
+fn from_credentials_file(path: &Path, server: &ServerAddress) -> StoreResult<Option<Credential>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bad = |reason: String| StoreError::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    // The parser's message may quote the file, which holds secrets: say where, not what.
+    let docs = YamlLoader::load_from_str(&text)
+        .map_err(|e| bad(format!("not YAML (line {})", e.marker().line())))?;
+    let Some(Yaml::Hash(entries)) = docs.first() else {
+        return Ok(None);
+    };
+    for (url, entry) in entries {
+        let Some(url) = url.as_str() else { continue };
+        if ServerAddress::parse(url).ok().as_ref() != Some(server) {
+            continue;
+        }
+        if let Some(key) = entry["api_key"].as_str() {
+            return Ok(Some(Credential::ApiKey(Secret::new(key))));
+        }
+        if let (Some(username), Some(password)) =
+            (entry["username"].as_str(), entry["password"].as_str())
+        {
+            return Ok(Some(Credential::Password {
+                username: username.to_string(),
+                password: Secret::new(password),
+            }));
+        }
+        if let Some(token) = entry["api_token"]["access_token"].as_str() {
+            return Ok(Some(Credential::Token(Secret::new(token))));
+        }
+    }
+    Ok(None)
 }
 
 fn zenml_config_dir() -> Option<PathBuf> {
@@ -222,6 +299,34 @@ mod tests {
         assert_eq!(a.to_string(), "mysql://zen@127.0.0.1:3307/zenml");
         assert_eq!(a.password, Some(Password::new("s3cret")));
         assert_eq!(a.tls, None);
+    }
+
+    #[test]
+    fn config_yaml_names_a_server_and_credentials_yaml_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "store:\n  type: rest\n  url: https://zen.example.com\n",
+        )
+        .unwrap();
+        let Some(Location::Server(server)) = from_zenml_config(dir.path()).unwrap() else {
+            panic!("a server");
+        };
+        assert_eq!(server.to_string(), "https://zen.example.com");
+        let creds = dir.path().join("credentials.yaml");
+        std::fs::write(
+            &creds,
+            "https://other.example.com:\n  url: https://other.example.com\n  api_key: ZENKEY_other\n\
+             https://zen.example.com/:\n  url: https://zen.example.com/\n  api_token:\n    access_token: tok\n",
+        )
+        .unwrap();
+        let found = from_credentials_file(&creds, &server).unwrap();
+        assert_eq!(found, Some(Credential::Token(Secret::new("tok"))));
+        std::fs::write(&creds, "https://zen.example.com: [unclosed\n").unwrap();
+        let err = from_credentials_file(&creds, &server)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("unclosed"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod locate;
 pub mod mysql;
+pub mod rest;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ impl ZenStore {
         match location {
             locate::Location::File(path) => Self::open(path.clone()),
             locate::Location::Mysql(address) => Self::open_mysql(address.clone()).await,
+            // Queries never go to a server: they read its mirror (`crate::mirror`).
+            locate::Location::Server(server) => Err(StoreError::Server {
+                server: server.to_string(),
+                reason: "a ZenML server is read through its local mirror, not opened as a store"
+                    .to_string(),
+            }),
         }
     }
 

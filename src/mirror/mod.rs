@@ -1,0 +1,802 @@
+//! A ZenML server's local mirror: the six tables of the server's runs, kept in an export
+//! folder (`crate::export`'s format and writer) and brought up to date before each use.
+//!
+//! What a query sees is the mirror as the last sync left it: a sync reads the server's
+//! runs changed since the previous one (`updated >= watermark`, whole seconds, a few
+//! seconds early and de-duplicated by id), every run the previous sync saw unfinished (a
+//! running run's steps change while the run's own `updated` may not), the steps, outputs,
+//! inputs and metadata of those runs, and all pipelines. Runs deleted on the server are
+//! found exactly: when the server's run count differs from the mirror's, the server's run
+//! ids are listed and compared. The new folder replaces the old one atomically, so an
+//! interrupted sync (Ctrl-C, a dropped connection, a server error) leaves the previous
+//! mirror as it was. One sync at a time per mirror: a lock file serialises them.
+//!
+//! Columns that depend on other rows are computed here in SQL over all the mirror's runs
+//! (run counts, positions, whether a run was all cached); `runs.run_rindex` and
+//! `steps.step_rindex` are computed when the folder is read (see `export::register_tables`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::export::{
+    FINISHED, Manifest, Selection, read_manifest, register_tables, remove_stale_staging,
+    table_query, write_folder,
+};
+use crate::store::rest::{RestClient, ServerAddress, rows};
+use crate::tables::TABLES;
+
+/// The oldest ZenML server release runql reads, and the ones its tests read.
+pub const OLDEST_SERVER: (u32, u32, u32) = (0, 84, 0);
+pub const VERIFIED_SERVERS: &[&str] = &["0.84.3", "0.93.2", "0.98.0"];
+
+/// Whether runql's tests read servers of this release.
+pub fn verified(version: &str) -> bool {
+    VERIFIED_SERVERS.contains(&version)
+}
+
+/// Items per page: hydrated steps carry their source code and configuration, so pages of
+/// them are kept to a few megabytes.
+const RUNS_PAGE: u64 = 500;
+const STEPS_PAGE: u64 = 500;
+const ARTIFACTS_PAGE: u64 = 1000;
+/// Non-hydrated lists (ids only are used): the API's largest page.
+const IDS_PAGE: u64 = 10_000;
+/// How far before the newest `updated` the next sync starts: the API filters on whole
+/// seconds, and a change committed just after a read may carry an earlier time.
+const WATERMARK_SLACK_S: i64 = 2;
+
+/// What a sync is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub what: &'a str,
+    pub done: u64,
+    /// 0 when not known.
+    pub total: u64,
+}
+
+/// The folder a server's mirror lives in: `$RUNQL_CACHE_DIR/mirrors/<host>_<port>`, with
+/// `RUNQL_CACHE_DIR` defaulting to `$XDG_CACHE_HOME/runql`, then `~/.cache/runql`.
+pub fn default_dir(server: &ServerAddress) -> PathBuf {
+    let base = std::env::var_os("RUNQL_CACHE_DIR")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .filter(|s| !s.is_empty())
+                .map(|d| PathBuf::from(d).join("runql"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|s| !s.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache").join("runql"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("runql"));
+    // A path below the host keeps two servers on one host apart.
+    let mut name = server.host_port();
+    let url = server.to_string();
+    if let Some(path) = url.splitn(4, '/').nth(3).filter(|p| !p.is_empty()) {
+        name.push('_');
+        name.push_str(&path.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    }
+    base.join("mirrors").join(name)
+}
+
+/// The mirror's manifest, if it has one (for `--info` and `--offline`).
+pub fn last_sync(dir: &Path) -> Result<Option<Manifest>> {
+    read_manifest(dir)
+}
+
+fn version_tuple(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// Whether runql reads this server release, and whether its tests do.
+fn check_release(server: &ServerAddress, version: &str) -> Result<bool> {
+    match version_tuple(version) {
+        Some(v) if v >= OLDEST_SERVER => Ok(verified(version)),
+        _ => Err(StoreError::UnsupportedServer {
+            server: server.to_string(),
+            version: version.to_string(),
+            oldest: format!(
+                "{}.{}.{}",
+                OLDEST_SERVER.0, OLDEST_SERVER.1, OLDEST_SERVER.2
+            ),
+            verified: VERIFIED_SERVERS.join(", "),
+        }
+        .into()),
+    }
+}
+
+/// Fresh rows read from the server, by table, as Arrow batches (hidden columns included).
+#[derive(Default)]
+struct Fresh {
+    runs: Vec<RecordBatch>,
+    steps: Vec<RecordBatch>,
+    outputs: Vec<RecordBatch>,
+    inputs: Vec<RecordBatch>,
+    metadata: Vec<RecordBatch>,
+    pipelines: Vec<Value>,
+    run_ids: BTreeSet<String>,
+    step_ids: BTreeSet<String>,
+    output_ids: BTreeSet<String>,
+    /// Metadata already read, by (resource type, id): an output listed by two steps (a
+    /// cached step lists its original's) has its metadata once.
+    metadata_seen: BTreeSet<(String, String)>,
+    newest_update: Option<i64>,
+}
+
+impl Fresh {
+    fn add_runs(&mut self, items: &[Value]) -> Result<()> {
+        let mut rows = Vec::with_capacity(items.len());
+        let mut metadata = Vec::new();
+        for item in items {
+            let Some(id) = item["id"].as_str() else {
+                continue;
+            };
+            // A run seen twice (a page boundary moved, or both change lists hold it): the
+            // first copy stands; both are the same run at nearly the same moment.
+            if !self.run_ids.insert(id.to_string()) {
+                continue;
+            }
+            let row = rows::run(item);
+            if let Some(t) = row["updated"].as_str().and_then(parse_micros) {
+                self.newest_update = Some(self.newest_update.map_or(t, |n| n.max(t)));
+            }
+            rows.push(row);
+            metadata.extend(self.metadata_of("run", item));
+        }
+        self.runs.push(rows::batch("runs", &rows)?);
+        self.push_metadata(metadata)
+    }
+
+    fn add_steps(&mut self, items: &[Value], wanted: Option<&BTreeSet<String>>) -> Result<()> {
+        let (mut steps, mut outputs, mut inputs, mut metadata) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for item in items {
+            let Some(id) = item["id"].as_str() else {
+                continue;
+            };
+            let row = rows::step(item);
+            let run = row["run_id"].as_str().unwrap_or_default();
+            if wanted.is_some_and(|w| !w.contains(run)) || !self.step_ids.insert(id.to_string()) {
+                continue;
+            }
+            steps.push(row);
+            for output in rows::outputs(item) {
+                if let Some(id) = output["output_id"].as_str() {
+                    self.output_ids.insert(id.to_string());
+                }
+                outputs.push(output);
+            }
+            inputs.extend(rows::inputs(item));
+            metadata.extend(self.metadata_of("step", item));
+        }
+        self.steps.push(rows::batch("steps", &steps)?);
+        self.outputs.push(rows::batch("outputs", &outputs)?);
+        self.inputs.push(rows::batch("inputs", &inputs)?);
+        self.push_metadata(metadata)
+    }
+
+    fn add_artifact_versions(&mut self, items: &[Value]) -> Result<()> {
+        let mut metadata = Vec::new();
+        for item in items {
+            metadata.extend(self.metadata_of("output", item));
+        }
+        self.push_metadata(metadata)
+    }
+
+    fn metadata_of(&mut self, resource_type: &str, item: &Value) -> Vec<Value> {
+        let id = item["id"].as_str().unwrap_or_default().to_string();
+        if !self.metadata_seen.insert((resource_type.to_string(), id)) {
+            return Vec::new();
+        }
+        rows::metadata(resource_type, item)
+    }
+
+    fn push_metadata(&mut self, metadata: Vec<Value>) -> Result<()> {
+        if !metadata.is_empty() {
+            self.metadata.push(rows::batch("metadata", &metadata)?);
+        }
+        Ok(())
+    }
+}
+
+fn parse_micros(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+fn store_error(e: StoreError) -> DataFusionError {
+    e.into()
+}
+
+async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+        let column = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
+        out.extend(column.iter().flatten().map(str::to_string));
+    }
+    Ok(out)
+}
+
+/// Brings the mirror in `dir` up to date with the server (filling it the first time) and
+/// returns its new manifest. `progress` hears what is being read.
+pub async fn sync(
+    client: &RestClient,
+    dir: &Path,
+    progress: &mut (dyn FnMut(Progress<'_>) + Send),
+) -> Result<Manifest> {
+    create_private_dir(dir)?;
+    let lock = std::fs::File::create(dir.join(".lock"))?;
+    lock.lock()?;
+    remove_stale_staging(dir)?;
+
+    let server = client.address().to_string();
+    let info = client.info().await.map_err(store_error)?;
+    check_release(client.address(), &info.version)?;
+    let previous = read_manifest(dir)?;
+    if let Some(p) = &previous
+        && p.store != server
+    {
+        return Err(DataFusionError::Plan(format!(
+            "{} holds a mirror of {}, not {server}",
+            dir.display(),
+            p.store
+        )));
+    }
+    let ctx = SessionContext::new();
+    if let Some(p) = &previous {
+        register_tables(&ctx, dir, p, "__prev_").await?;
+    }
+    let hydrate = ("hydrate", "true".to_string());
+    let mut fresh = Fresh::default();
+
+    // Runs: all of them the first time; after that, the changed and the unfinished.
+    let mut seen = 0u64;
+    let mut on_runs = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
+        seen += items.len() as u64;
+        progress(Progress {
+            what: "runs",
+            done: seen,
+            total,
+        });
+        fresh.add_runs(&items)
+    };
+    match previous.as_ref().and_then(|p| p.watermark.clone()) {
+        None => {
+            let q = [hydrate.clone(), ("sort_by", "asc:created".to_string())];
+            read(
+                client,
+                "/runs",
+                &q,
+                Items::All { size: RUNS_PAGE },
+                &mut fresh,
+                &mut on_runs,
+            )
+            .await?;
+        }
+        Some(mark) => {
+            let q = [hydrate.clone(), ("updated", format!("gte:{mark}"))];
+            read(
+                client,
+                "/runs",
+                &q,
+                Items::All { size: RUNS_PAGE },
+                &mut fresh,
+                &mut on_runs,
+            )
+            .await?;
+            let unfinished = strings(
+                &ctx,
+                &format!("SELECT run_id FROM __prev_runs WHERE status IS NULL OR status NOT IN ({FINISHED})"),
+            )
+            .await?;
+            let unfinished: Vec<String> = unfinished
+                .into_iter()
+                .filter(|id| !fresh.run_ids.contains(id))
+                .collect();
+            read(
+                client,
+                "/runs",
+                std::slice::from_ref(&hydrate),
+                Items::OneOf {
+                    field: "id",
+                    ids: &unfinished,
+                },
+                &mut fresh,
+                &mut on_runs,
+            )
+            .await?;
+        }
+    }
+
+    // Runs the mirror holds that the server lost, and runs it has that the mirror lacks:
+    // only looked for when the counts say there are some.
+    let mut deleted = Vec::new();
+    if let Some(p) = &previous
+        && p.tables.iter().any(|t| t.table == "runs")
+    {
+        let previous_ids: BTreeSet<String> = strings(&ctx, "SELECT run_id FROM __prev_runs")
+            .await?
+            .into_iter()
+            .collect();
+        let server_total = client
+            .page("/runs", &[], 1, 1)
+            .await
+            .map_err(store_error)?
+            .total;
+        let known = previous_ids.union(&fresh.run_ids).count() as u64;
+        if server_total != known {
+            let mut ids = BTreeSet::new();
+            let mut on_ids = |items: Vec<Value>, total: u64, _: &mut Fresh| -> Result<()> {
+                ids.extend(
+                    items
+                        .iter()
+                        .filter_map(|i| i["id"].as_str().map(str::to_string)),
+                );
+                progress(Progress {
+                    what: "run ids",
+                    done: ids.len() as u64,
+                    total,
+                });
+                Ok(())
+            };
+            read(
+                client,
+                "/runs",
+                &[],
+                Items::All { size: IDS_PAGE },
+                &mut fresh,
+                &mut on_ids,
+            )
+            .await?;
+            deleted = previous_ids.difference(&ids).cloned().collect();
+            let missing: Vec<String> = ids
+                .iter()
+                .filter(|id| !previous_ids.contains(*id) && !fresh.run_ids.contains(*id))
+                .cloned()
+                .collect();
+            let mut seen = 0u64;
+            let mut on_runs = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
+                seen += items.len() as u64;
+                progress(Progress {
+                    what: "runs",
+                    done: seen,
+                    total,
+                });
+                fresh.add_runs(&items)
+            };
+            read(
+                client,
+                "/runs",
+                std::slice::from_ref(&hydrate),
+                Items::OneOf {
+                    field: "id",
+                    ids: &missing,
+                },
+                &mut fresh,
+                &mut on_runs,
+            )
+            .await?;
+        }
+    }
+
+    // Steps of those runs, with their outputs and inputs.
+    let wanted = fresh.run_ids.clone();
+    let mut seen = 0u64;
+    let mut on_steps = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
+        seen += items.len() as u64;
+        progress(Progress {
+            what: "steps",
+            done: seen,
+            total,
+        });
+        fresh.add_steps(&items, Some(&wanted))
+    };
+    let full = previous.is_none();
+    if full {
+        let q = [hydrate.clone(), ("sort_by", "asc:created".to_string())];
+        read(
+            client,
+            "/steps",
+            &q,
+            Items::All { size: STEPS_PAGE },
+            &mut fresh,
+            &mut on_steps,
+        )
+        .await?;
+    } else {
+        let runs: Vec<String> = wanted.iter().cloned().collect();
+        read(
+            client,
+            "/steps",
+            std::slice::from_ref(&hydrate),
+            Items::OneOf {
+                field: "pipeline_run_id",
+                ids: &runs,
+            },
+            &mut fresh,
+            &mut on_steps,
+        )
+        .await?;
+    }
+
+    // The outputs' metadata: every artifact version's the first time (as a store lists
+    // metadata of versions no step lists), the new outputs' after that.
+    let mut seen = 0u64;
+    let mut on_versions = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
+        seen += items.len() as u64;
+        progress(Progress {
+            what: "artifact versions",
+            done: seen,
+            total,
+        });
+        fresh.add_artifact_versions(&items)
+    };
+    if full {
+        read(
+            client,
+            "/artifact_versions",
+            std::slice::from_ref(&hydrate),
+            Items::All {
+                size: ARTIFACTS_PAGE,
+            },
+            &mut fresh,
+            &mut on_versions,
+        )
+        .await?;
+    } else {
+        let ids: Vec<String> = fresh.output_ids.iter().cloned().collect();
+        read(
+            client,
+            "/artifact_versions",
+            std::slice::from_ref(&hydrate),
+            Items::OneOf {
+                field: "id",
+                ids: &ids,
+            },
+            &mut fresh,
+            &mut on_versions,
+        )
+        .await?;
+    }
+
+    // Pipelines: few, always read whole.
+    let mut pipelines = Vec::new();
+    let mut on_pipelines = |items: Vec<Value>, _: u64, _: &mut Fresh| -> Result<()> {
+        pipelines.extend(items.iter().map(rows::pipeline));
+        Ok(())
+    };
+    read(
+        client,
+        "/pipelines",
+        std::slice::from_ref(&hydrate),
+        Items::All {
+            size: ARTIFACTS_PAGE,
+        },
+        &mut fresh,
+        &mut on_pipelines,
+    )
+    .await?;
+    fresh.pipelines = pipelines;
+
+    let runs_read = fresh.run_ids.len() as u64;
+    let watermark = fresh
+        .newest_update
+        .map(|t| {
+            let t = t / 1_000_000 - WATERMARK_SLACK_S;
+            chrono::DateTime::from_timestamp(t, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .or_else(|| previous.as_ref().and_then(|p| p.watermark.clone()));
+    // ZenML numbers runs from 0.93 (`pipeline_run.index`).
+    let has_index = version_tuple(&info.version).is_some_and(|v| v >= (0, 93, 0));
+    register_fresh(&ctx, fresh.take_tables()?).await?;
+
+    // What the new folder holds: fresh rows of the listed runs, the previous rows of the rest.
+    let selection = if full {
+        Selection::All
+    } else {
+        let mut runs: Vec<String> = fresh.run_ids.iter().cloned().collect();
+        runs.extend(deleted.iter().cloned());
+        runs.sort();
+        runs.dedup();
+        let mut resources: BTreeSet<String> = runs.iter().cloned().collect();
+        resources.extend(fresh.step_ids.iter().cloned());
+        resources.extend(fresh.output_ids.iter().cloned());
+        if !runs.is_empty() {
+            let list = runs
+                .iter()
+                .map(|r| format!("'{}'", r.replace('\'', "''")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
+                resources.extend(
+                    strings(
+                        &ctx,
+                        &format!("SELECT {id} FROM __prev_{table} WHERE run_id IN ({list})"),
+                    )
+                    .await?,
+                );
+            }
+        }
+        Selection::Listed {
+            runs,
+            resources: resources.into_iter().collect(),
+        }
+    };
+    let previous_tables: Vec<String> = previous
+        .iter()
+        .flat_map(|p| p.tables.iter().map(|t| t.table.clone()))
+        .collect();
+    let merged = |table: &str| {
+        table_query(
+            table,
+            &selection,
+            previous_tables.iter().any(|t| t == table),
+        )
+    };
+    ctx.sql(&format!("CREATE VIEW __merged_runs AS {}", merged("runs")))
+        .await?;
+    let numbered = numbered_runs(has_index);
+    ctx.sql(&format!("CREATE VIEW __numbered_runs AS {numbered}"))
+        .await?;
+    ctx.sql(&format!("CREATE VIEW pipelines AS {PIPELINES}"))
+        .await?;
+
+    let rows = |table: &str| match table {
+        "pipelines" => "SELECT * FROM pipelines".to_string(),
+        "runs" => "SELECT * FROM __numbered_runs".to_string(),
+        other => merged(other),
+    };
+    let tables: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    let mut writing = |table: &str| {
+        progress(Progress {
+            what: table,
+            done: 0,
+            total: 0,
+        })
+    };
+    let zenml_version = info.version.clone();
+    write_folder(&ctx, dir, &tables, None, &rows, &mut writing, |summaries| {
+        Manifest {
+            runql_version: env!("CARGO_PKG_VERSION").to_string(),
+            store: server.clone(),
+            zenml_version,
+            exported_at: chrono::Utc::now().to_rfc3339(),
+            since: None,
+            partition_by: None,
+            watermark,
+            runs_read,
+            tables: summaries,
+        }
+    })
+    .await
+}
+
+/// What a page of a list is handed to: the items, the list's total, and the rows so far.
+type OnPage<'a> = dyn FnMut(Vec<Value>, u64, &mut Fresh) -> Result<()> + Send + 'a;
+
+/// Which items of a list to read.
+enum Items<'a> {
+    All {
+        size: u64,
+    },
+    /// Those whose `field` is one of `ids`.
+    OneOf {
+        field: &'static str,
+        ids: &'a [String],
+    },
+}
+
+/// Reads `items` of the list at `path` into `fresh`, page by page.
+async fn read(
+    client: &RestClient,
+    path: &str,
+    query: &[(&str, String)],
+    items: Items<'_>,
+    fresh: &mut Fresh,
+    on_page: &mut OnPage<'_>,
+) -> Result<()> {
+    // The client's callback speaks `StoreError`; the page handler's own error is kept
+    // aside and returned as it is.
+    let mut failed = None;
+    let mut pass = |items: Vec<Value>, total: u64| -> crate::error::StoreResult<()> {
+        on_page(items, total, fresh).map_err(|e| {
+            failed = Some(e);
+            StoreError::Server {
+                server: client.address().to_string(),
+                reason: "stopped".into(),
+            }
+        })
+    };
+    let result = match items {
+        Items::All { size } => client.list(path, query, size, &mut pass).await.map(|_| ()),
+        Items::OneOf { field, ids } => {
+            client
+                .list_where_one_of(path, query, field, ids, &mut pass)
+                .await
+        }
+    };
+    match failed {
+        Some(e) => Err(e),
+        None => result.map_err(store_error),
+    }
+}
+
+struct FreshTables {
+    tables: Vec<(&'static str, Vec<RecordBatch>)>,
+    pipelines: Vec<Value>,
+}
+
+impl Fresh {
+    fn take_tables(&mut self) -> Result<FreshTables> {
+        Ok(FreshTables {
+            tables: vec![
+                ("runs", std::mem::take(&mut self.runs)),
+                ("steps", std::mem::take(&mut self.steps)),
+                ("outputs", std::mem::take(&mut self.outputs)),
+                ("inputs", std::mem::take(&mut self.inputs)),
+                ("metadata", std::mem::take(&mut self.metadata)),
+            ],
+            pipelines: std::mem::take(&mut self.pipelines),
+        })
+    }
+}
+
+/// Registers the fresh rows as `__fresh_<table>`, and over them the views `runs`,
+/// `steps`, `outputs`, `inputs` and `metadata` with the tables' columns.
+async fn register_fresh(ctx: &SessionContext, fresh: FreshTables) -> Result<()> {
+    for (table, batches) in fresh.tables {
+        let schema = rows::schema(table);
+        let provider = MemTable::try_new(schema, vec![batches])?;
+        ctx.register_table(format!("__fresh_{table}"), Arc::new(provider))?;
+    }
+    let pipelines = rows::pipelines_batch(&fresh.pipelines)?;
+    ctx.register_table(
+        "__server_pipelines",
+        Arc::new(MemTable::try_new(
+            pipelines.schema(),
+            vec![vec![pipelines]],
+        )?),
+    )?;
+    for (table, sql) in [
+        ("runs", FRESH_RUNS),
+        ("steps", FRESH_STEPS),
+        ("outputs", FRESH_OUTPUTS),
+        ("inputs", FRESH_INPUTS),
+        ("metadata", FRESH_METADATA),
+    ] {
+        ctx.sql(&format!("CREATE VIEW {table} AS {sql}")).await?;
+    }
+    Ok(())
+}
+
+/// Fresh runs with the columns their steps decide. `run_index` is ZenML's run number
+/// where the server has one; `run_rindex` is recomputed when the folder is read.
+const FRESH_RUNS: &str = "SELECT r.run_id, r.run_name, r.pipeline_id, r.pipeline_name, r.status, \
+     r.status_reason, r.start_time, r.end_time, r.duration_s, \
+     CAST(r.__index - 1 AS BIGINT) AS run_index, CAST(NULL AS BIGINT) AS run_rindex, \
+     COALESCE(s.n > 0 AND s.not_cached = 0, false) AS is_cached, r.git_sha, r.tags, \
+     r.parameters, r.config, r.created, r.updated, r.exception, r.pipeline_version \
+     FROM __fresh_runs r LEFT JOIN (SELECT run_id, COUNT(*) AS n, \
+     SUM(CASE WHEN status = 'cached' THEN 0 ELSE 1 END) AS not_cached \
+     FROM __fresh_steps GROUP BY run_id) s ON s.run_id = r.run_id";
+
+/// Fresh steps of fresh runs, numbered in ZenML's order (creation, then id).
+const FRESH_STEPS: &str = "SELECT s.step_id, s.step_name, s.entrypoint, s.run_id, r.run_name, \
+     r.pipeline_name, s.status, s.is_cached, s.original_step_id, s.start_time, s.end_time, \
+     s.duration_s, \
+     CAST(ROW_NUMBER() OVER (PARTITION BY s.run_id ORDER BY s.__created, s.step_id) - 1 AS BIGINT) AS step_index, \
+     CAST(NULL AS BIGINT) AS step_rindex, s.parameters, s.config, s.cache_key, s.code_hash, \
+     s.docstring, s.source_code, s.exception \
+     FROM __fresh_steps s JOIN __fresh_runs r ON r.run_id = s.run_id";
+
+const FRESH_OUTPUTS: &str = "SELECT o.output_id, o.output_name, o.step_id, o.step_name, \
+     o.run_id, r.run_name, r.pipeline_name, o.artifact_name, o.artifact_version, \
+     o.artifact_type, o.data_type, o.materializer, o.uri, o.content_hash, o.created \
+     FROM __fresh_outputs o JOIN __fresh_runs r ON r.run_id = o.run_id";
+
+const FRESH_INPUTS: &str = "SELECT i.step_id, i.step_name, i.run_id, i.input_name, i.output_id, \
+     i.input_type FROM __fresh_inputs i JOIN __fresh_runs r ON r.run_id = i.run_id";
+
+const FRESH_METADATA: &str = "SELECT * FROM __fresh_metadata";
+
+/// The runs to write: merged, and numbered by creation when the server has no run
+/// numbers (as the SQL mappings of releases before 0.93 number them).
+fn numbered_runs(has_index: bool) -> String {
+    if has_index {
+        return "SELECT * FROM __merged_runs".to_string();
+    }
+    let columns: Vec<String> = crate::tables::table_def("runs")
+        .expect("runs")
+        .columns
+        .iter()
+        .map(|c| match c.name {
+            "run_index" => "CAST(ROW_NUMBER() OVER (PARTITION BY pipeline_id ORDER BY created, run_id) - 1 AS BIGINT) AS run_index".to_string(),
+            name => format!("\"{name}\""),
+        })
+        .collect();
+    format!("SELECT {} FROM __merged_runs", columns.join(", "))
+}
+
+/// Pipelines with the counts of the mirror's runs, numbered by first run as the SQL
+/// mappings number them.
+const PIPELINES: &str = "SELECT p.pipeline_id, p.pipeline_name, p.created, \
+     COALESCE(s.n, 0) AS run_count, s.first_start AS first_run_start, \
+     CAST(ROW_NUMBER() OVER (ORDER BY s.first_start IS NULL, s.first_start, p.created, p.pipeline_id) - 1 AS BIGINT) AS pipeline_index, \
+     p.description \
+     FROM __server_pipelines p LEFT JOIN (SELECT pipeline_id, COUNT(*) AS n, \
+     MIN(start_time) AS first_start FROM __merged_runs GROUP BY pipeline_id) s \
+     ON s.pipeline_id = p.pipeline_id";
+
+/// The mirror holds what the user's runs say: readable by the user only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Row counts of the mirror's tables, for `--info`.
+pub fn table_rows(manifest: &Manifest) -> HashMap<String, u64> {
+    manifest
+        .tables
+        .iter()
+        .map(|t| (t.table.clone(), t.rows))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases() {
+        assert_eq!(version_tuple("0.98.0"), Some((0, 98, 0)));
+        assert_eq!(version_tuple("0.94.6rc1"), Some((0, 94, 6)));
+        let server = ServerAddress::parse("http://127.0.0.1:1").unwrap();
+        assert!(check_release(&server, "0.60.0").is_err());
+        assert!(check_release(&server, "0.98.0").unwrap());
+    }
+
+    #[test]
+    fn mirror_folders_are_per_server() {
+        let a = default_dir(&ServerAddress::parse("https://zen.example.com").unwrap());
+        let b = default_dir(&ServerAddress::parse("https://zen.example.com/team-b").unwrap());
+        assert_ne!(a, b);
+        assert!(
+            a.ends_with("mirrors/zen.example.com_443"),
+            "{}",
+            a.display()
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! A ZenML server's REST API (`/api/v1`): its address, the credential runql logs in with,
+//! and paged reads of its lists, with bounded retries.
+//!
+//! The API has no joins and a full read of a large server takes minutes, so runql never
+//! queries it per statement: [`crate::mirror`] copies what changed into a local mirror and
+//! queries answer from that. This module only reads; it never sends anything but `GET`s and
+//! the login `POST`.
+//!
+//! A credential lives only in [`Secret`]: its `Debug` and `Display` print `***`, errors name
+//! the server by its address (which holds no credential) and HTTP statuses, never a header
+//! or a body that could echo a key.
+
+pub mod rows;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::{StoreError, StoreResult};
+
+/// A key, token or password, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into().trim().to_string())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How runql logs in to a server: what ZenML's own client would use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A service account's API key (`ZENKEY_...`): exchanged for a token at `/login`.
+    ApiKey(Secret),
+    /// A token `zenml login` left in `credentials.yaml`, sent as it is.
+    Token(Secret),
+    /// A user's name and password from `credentials.yaml`.
+    Password { username: String, password: Secret },
+}
+
+/// A ZenML server's address: `https://host[:port][/prefix]`, or `http://` on loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerAddress {
+    /// Without a trailing slash.
+    url: String,
+}
+
+impl fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// Whether `store` names a ZenML server (by its URL scheme).
+pub fn is_server_url(store: &str) -> bool {
+    let lower = store.to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
+}
+
+impl ServerAddress {
+    /// An error never repeats the URL: a user may have pasted a key into it.
+    pub fn parse(store: &str) -> StoreResult<Self> {
+        let bad = |reason: &str| StoreError::ServerUrl(reason.to_string());
+        let url = url::Url::parse(store.trim()).map_err(|e| bad(&format!("not a URL ({e})")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "a server URL takes no user or password: log in with an API key \
+                 (ZENML_STORE_API_KEY or --api-key-file)",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad("a server URL takes no query or fragment"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        match url.scheme() {
+            "https" => {}
+            // A key sent in the clear is a key given away, except to this machine.
+            "http" if is_loopback(host) => {}
+            "http" => {
+                return Err(bad(
+                    "plain http is for servers on this machine (127.0.0.1, ::1, localhost): \
+                     use https:// so the API key is not sent in the clear",
+                ));
+            }
+            other => return Err(bad(&format!("unsupported scheme {other}://"))),
+        }
+        let mut text = url.to_string();
+        while text.ends_with('/') {
+            text.pop();
+        }
+        Ok(Self { url: text })
+    }
+
+    /// Host and port, for naming the mirror folder.
+    pub fn host_port(&self) -> String {
+        let url = url::Url::parse(&self.url).expect("parsed before");
+        let host = url
+            .host_str()
+            .unwrap_or("server")
+            .replace([':', '[', ']'], "_");
+        format!("{host}_{}", url.port_or_known_default().unwrap_or(0))
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.url)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// What `/api/v1/info` says about a server.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub version: String,
+    pub database_type: Option<String>,
+}
+
+/// One page of a list: `{index, max_size, total_pages, total, items}`.
+#[derive(Debug)]
+pub struct Page {
+    pub total: u64,
+    pub total_pages: u64,
+    pub items: Vec<Value>,
+}
+
+/// How long one request may take before it counts as failed (and is retried).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts per request for transient failures (connection refused or reset, timeouts,
+/// 5xx, 429), with doubling pauses from [`FIRST_BACKOFF`]: bounded, so a dead server is
+/// reported in seconds, not retried forever.
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// A logged-in reader of one server.
+pub struct RestClient {
+    http: reqwest::Client,
+    address: ServerAddress,
+    credential: Credential,
+    /// The bearer token of the current login.
+    token: tokio::sync::Mutex<Option<Secret>>,
+}
+
+impl fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestClient")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Failure {
+    Transient(String),
+    Final(StoreError),
+}
+
+impl RestClient {
+    pub fn new(
+        address: ServerAddress,
+        credential: Credential,
+        timeout: Duration,
+    ) -> StoreResult<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("runql/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StoreError::Server {
+                server: address.to_string(),
+                reason: format!("cannot start an HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            address,
+            credential,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn address(&self) -> &ServerAddress {
+        &self.address
+    }
+
+    fn error(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::Server {
+            server: self.address.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The server's release and database (no login needed).
+    pub async fn info(&self) -> StoreResult<ServerInfo> {
+        let info = self.get_json("/info", &[], false).await?;
+        let version = info["version"]
+            .as_str()
+            .ok_or_else(|| self.error("/api/v1/info names no version: not a ZenML server?"))?
+            .to_string();
+        Ok(ServerInfo {
+            version,
+            database_type: info["database_type"].as_str().map(str::to_string),
+        })
+    }
+
+    /// One page of the list at `path` (`/runs`, `/steps`, ...), pages counted from 1.
+    pub async fn page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page: u64,
+        size: u64,
+    ) -> StoreResult<Page> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("page", page.to_string()));
+        q.push(("size", size.to_string()));
+        let body = self.get_json(path, &q, true).await?;
+        let items = match body.get("items") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => return Err(self.error(format!("{path}: the answer is not a page of items"))),
+        };
+        Ok(Page {
+            total: body["total"].as_u64().unwrap_or(items.len() as u64),
+            total_pages: body["total_pages"].as_u64().unwrap_or(1),
+            items,
+        })
+    }
+
+    /// Every item of the list at `path`, page by page (a few pages in flight at once),
+    /// handed to `on_page` in order with the list's total. Returns the total.
+    pub async fn list(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        size: u64,
+        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> StoreResult<()> + Send),
+    ) -> StoreResult<u64> {
+        use futures::StreamExt;
+        let first = self.page(path, query, 1, size).await?;
+        let total = first.total;
+        let pages = first.total_pages;
+        on_page(first.items, total)?;
+        let mut rest = futures::stream::iter(2..=pages)
+            .map(|n| self.page(path, query, n, size))
+            .buffered(PAGES_IN_FLIGHT);
+        while let Some(page) = rest.next().await {
+            on_page(page?.items, total)?;
+        }
+        Ok(total)
+    }
+
+    /// The items of `path` whose `field` is one of `ids`, asked in chunks (a URL has a
+    /// length limit).
+    pub async fn list_where_one_of(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        field: &'static str,
+        ids: &[String],
+        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> StoreResult<()> + Send),
+    ) -> StoreResult<()> {
+        for chunk in ids.chunks(IDS_PER_REQUEST) {
+            let mut q = query.to_vec();
+            q.push((
+                field,
+                format!("oneof:{}", serde_json::to_string(chunk).unwrap_or_default()),
+            ));
+            self.list(path, &q, 1000, on_page).await?;
+        }
+        Ok(())
+    }
+
+    async fn bearer(&self, renew: bool) -> StoreResult<Secret> {
+        let mut token = self.token.lock().await;
+        if let Some(t) = token.as_ref().filter(|_| !renew) {
+            return Ok(t.clone());
+        }
+        let fresh = match &self.credential {
+            Credential::Token(t) => t.clone(),
+            Credential::ApiKey(key) => self.login(&[("password", key.expose())]).await?,
+            Credential::Password { username, password } => {
+                self.login(&[("username", username), ("password", password.expose())])
+                    .await?
+            }
+        };
+        *token = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn login(&self, form: &[(&str, &str)]) -> StoreResult<Secret> {
+        let url = self.address.endpoint("/login");
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            let response = match self.http.post(&url).form(form).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = transport_reason(&e);
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                return Err(self.error(format!(
+                    "the server refused the login (HTTP {}): the API key is wrong, expired or \
+                     revoked",
+                    status.as_u16()
+                )));
+            }
+            if status.is_server_error() || status.as_u16() == 429 {
+                last = format!("HTTP {}", status.as_u16());
+                continue;
+            }
+            if !status.is_success() {
+                return Err(self.error(format!("login failed (HTTP {})", status.as_u16())));
+            }
+            let bytes = match response.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = transport_reason(&e);
+                    continue;
+                }
+            };
+            let body: Value = serde_json::from_slice(&bytes)
+                .map_err(|_| self.error("the login answer is not JSON: not a ZenML server?"))?;
+            return body["access_token"]
+                .as_str()
+                .map(Secret::new)
+                .ok_or_else(|| self.error("the login answer has no access token"));
+        }
+        Err(self.error(format!("cannot log in after {ATTEMPTS} attempts: {last}")))
+    }
+
+    /// GET `path` with bounded retries; `auth` sends the bearer token (logging in again
+    /// once when the server says the token expired).
+    async fn get_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        auth: bool,
+    ) -> StoreResult<Value> {
+        let mut last = String::new();
+        let mut renewed = false;
+        let mut attempt = 0;
+        while attempt < ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
+            }
+            attempt += 1;
+            let token = if auth {
+                Some(self.bearer(false).await?)
+            } else {
+                None
+            };
+            match self.attempt(path, query, token.as_ref()).await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Final(StoreError::ServerAuth { .. }))
+                    if auth && !renewed && !matches!(self.credential, Credential::Token(_)) =>
+                {
+                    // A token can expire during a long fill: log in once more.
+                    renewed = true;
+                    self.bearer(true).await?;
+                    attempt -= 1;
+                }
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Transient(reason)) => last = reason,
+            }
+        }
+        Err(self.error(format!("{path}: gave up after {ATTEMPTS} attempts: {last}")))
+    }
+
+    async fn attempt(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        token: Option<&Secret>,
+    ) -> Result<Value, Failure> {
+        let mut request = self.http.get(self.address.endpoint(path)).query(query);
+        if let Some(token) = token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(transport_reason(&e)))?;
+        let status = response.status();
+        if status.as_u16() == 401 || status.as_u16() == 403 {
+            return Err(Failure::Final(StoreError::ServerAuth {
+                server: self.address.to_string(),
+                status: status.as_u16(),
+            }));
+        }
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(Failure::Transient(format!("HTTP {}", status.as_u16())));
+        }
+        if status.as_u16() == 404 {
+            return Err(Failure::Final(self.error(format!(
+                "{path}: not found (HTTP 404): not a ZenML server, or a release without this API"
+            ))));
+        }
+        if !status.is_success() {
+            return Err(Failure::Final(
+                self.error(format!("{path}: HTTP {}", status.as_u16())),
+            ));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transient(transport_reason(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            Failure::Final(self.error(format!(
+                "{path}: the answer is not JSON ({} bytes): not a ZenML server, or a proxy's page",
+                bytes.len()
+            )))
+        })
+    }
+}
+
+/// Pages of one list asked for at once: a server answers each in its own worker.
+const PAGES_IN_FLIGHT: usize = 3;
+/// Ids in one `oneof:[...]` filter.
+const IDS_PER_REQUEST: usize = 100;
+
+/// A transport error in words, without the URL reqwest would add (it holds no secret, but
+/// the address is already in the message).
+fn transport_reason(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke while reading the answer"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = None;
+    while let Some(s) = source {
+        detail = Some(s.to_string());
+        source = s.source();
+    }
+    match detail {
+        Some(d) => format!("{kind} ({d})"),
+        None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        let a = ServerAddress::parse("https://zenml.example.com/").unwrap();
+        assert_eq!(a.to_string(), "https://zenml.example.com");
+        assert_eq!(a.host_port(), "zenml.example.com_443");
+        assert!(ServerAddress::parse("http://127.0.0.1:8237").is_ok());
+        assert!(ServerAddress::parse("http://localhost:8237").is_ok());
+        assert!(ServerAddress::parse("http://[::1]:8237").is_ok());
+        let err = ServerAddress::parse("http://zenml.example.com").unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        let err = ServerAddress::parse("https://me:ZENKEY_secret@zenml.example.com").unwrap_err();
+        assert!(!err.to_string().contains("ZENKEY_secret"), "{err}");
+        assert!(ServerAddress::parse("https://h/?key=x").is_err());
+    }
+
+    #[test]
+    fn secrets_print_as_stars() {
+        let c = Credential::ApiKey(Secret::new("ZENKEY_abc"));
+        assert!(!format!("{c:?}").contains("abc"));
+        assert_eq!(Secret::new("x").to_string(), "***");
+    }
+}
