@@ -219,6 +219,14 @@ impl Fresh {
     }
 }
 
+/// Ids as a SQL list of string literals.
+fn sql_list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn parse_micros(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
@@ -373,12 +381,31 @@ pub async fn sync(
                 &mut on_ids,
             )
             .await?;
-            deleted = previous_ids.difference(&ids).cloned().collect();
-            let missing: Vec<String> = ids
+            deleted = previous_ids.difference(&ids).cloned().collect::<Vec<_>>();
+            let mut missing: Vec<String> = ids
                 .iter()
                 .filter(|id| !previous_ids.contains(*id) && !fresh.run_ids.contains(*id))
                 .cloned()
                 .collect();
+            // Deleting a run changes runs it does not hold: the server forgets the steps a
+            // cached step of another run reused (`original_step_id` becomes NULL there),
+            // while that run's own `updated` stays. Those runs are read again.
+            if !deleted.is_empty() {
+                let reusing = strings(
+                    &ctx,
+                    &format!(
+                        "SELECT DISTINCT s.run_id FROM __prev_steps s JOIN __prev_steps o \
+                         ON o.step_id = s.original_step_id WHERE o.run_id IN ({})",
+                        sql_list(&deleted)
+                    ),
+                )
+                .await?;
+                missing.extend(
+                    reusing
+                        .into_iter()
+                        .filter(|id| ids.contains(id) && !fresh.run_ids.contains(id)),
+                );
+            }
             let mut seen = 0u64;
             let mut on_runs = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
                 seen += items.len() as u64;
@@ -469,7 +496,22 @@ pub async fn sync(
         )
         .await?;
     } else {
-        let ids: Vec<String> = fresh.output_ids.iter().cloned().collect();
+        let mut ids: BTreeSet<String> = fresh.output_ids.clone();
+        // A deleted run's artifact versions outlive it on the server, with their metadata
+        // (a store lists it as well): ask again for those the mirror drops with the run.
+        if !deleted.is_empty() {
+            ids.extend(
+                strings(
+                    &ctx,
+                    &format!(
+                        "SELECT DISTINCT output_id FROM __prev_outputs WHERE run_id IN ({})",
+                        sql_list(&deleted)
+                    ),
+                )
+                .await?,
+            );
+        }
+        let ids: Vec<String> = ids.into_iter().collect();
         read(
             client,
             "/artifact_versions",
@@ -530,11 +572,7 @@ pub async fn sync(
         resources.extend(fresh.step_ids.iter().cloned());
         resources.extend(fresh.output_ids.iter().cloned());
         if !runs.is_empty() {
-            let list = runs
-                .iter()
-                .map(|r| format!("'{}'", r.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = sql_list(&runs);
             for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
                 resources.extend(
                     strings(

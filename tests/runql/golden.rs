@@ -34,7 +34,7 @@ fn assert_table_matches(
     }
 }
 
-fn assert_rows_match(
+pub fn assert_rows_match(
     table: &str,
     golden: &[Value],
     ours: &[Value],
@@ -79,20 +79,98 @@ fn assert_rows_match(
     }
 }
 
+const PIPELINE_FIELDS: &[&str] = &[
+    "pipeline_id",
+    "pipeline_name",
+    "created",
+    "run_count",
+    "first_run_start",
+    "pipeline_index",
+];
+const RUN_FIELDS: &[&str] = &[
+    "run_id",
+    "run_name",
+    "pipeline_id",
+    "pipeline_name",
+    "status",
+    "status_reason",
+    "start_time",
+    "end_time",
+    "duration_s",
+    "run_index",
+    "run_rindex",
+    "is_cached",
+    "git_sha",
+    "tags",
+    "parameters",
+    "config_name",
+    // Only 0.60 to 0.62 have versions; later golden files have no such key (null).
+    "pipeline_version",
+];
+const STEP_FIELDS: &[&str] = &[
+    "step_id",
+    "step_name",
+    "entrypoint",
+    "run_id",
+    "run_name",
+    "pipeline_name",
+    "status",
+    "is_cached",
+    "original_step_id",
+    "start_time",
+    "end_time",
+    "duration_s",
+    "step_index",
+    "step_rindex",
+    "parameters",
+];
+const OUTPUT_FIELDS: &[&str] = &[
+    "output_id",
+    "output_name",
+    "step_id",
+    "step_name",
+    "run_id",
+    "run_name",
+    "pipeline_name",
+    "artifact_name",
+    "artifact_version",
+    "artifact_type",
+    "data_type",
+    "materializer",
+    "uri",
+];
+const INPUT_FIELDS: &[&str] = &["step_id", "step_name", "run_id", "input_name", "output_id"];
+const METADATA_FIELDS: &[&str] = &["resource_type", "resource_id", "key", "value"];
+
+/// Per table: the key of its rows and the columns ZenML's client answers (`golden.py`).
+pub const GOLDEN_COLUMNS: &[(&str, &[&str], &[&str])] = &[
+    ("pipelines", &["pipeline_id"], PIPELINE_FIELDS),
+    ("runs", &["run_id"], RUN_FIELDS),
+    ("steps", &["step_id"], STEP_FIELDS),
+    (
+        "outputs",
+        &["step_id", "output_name", "output_id"],
+        OUTPUT_FIELDS,
+    ),
+    (
+        "inputs",
+        &["step_id", "input_name", "output_id"],
+        INPUT_FIELDS,
+    ),
+    (
+        "metadata",
+        &["resource_type", "resource_id", "key"],
+        METADATA_FIELDS,
+    ),
+];
+
 #[test]
 fn pipelines_match_zenml() {
     assert_table_matches(
         "pipelines",
         "SELECT * FROM pipelines",
         &["pipeline_id"],
-        &[
-            "pipeline_id",
-            "pipeline_name",
-            "created",
-            "run_count",
-            "first_run_start",
-            "pipeline_index",
-        ],
+        PIPELINE_FIELDS,
         &[],
     );
 }
@@ -103,26 +181,7 @@ fn runs_match_zenml() {
         "runs",
         "SELECT *, json_get_str(config, 'name') AS config_name FROM runs",
         &["run_id"],
-        &[
-            "run_id",
-            "run_name",
-            "pipeline_id",
-            "pipeline_name",
-            "status",
-            "status_reason",
-            "start_time",
-            "end_time",
-            "duration_s",
-            "run_index",
-            "run_rindex",
-            "is_cached",
-            "git_sha",
-            "tags",
-            "parameters",
-            "config_name",
-            // Only 0.60 to 0.62 have versions; later golden files have no such key (null).
-            "pipeline_version",
-        ],
+        RUN_FIELDS,
         &["parameters"],
     );
 }
@@ -133,23 +192,7 @@ fn steps_match_zenml() {
         "steps",
         "SELECT * FROM steps",
         &["step_id"],
-        &[
-            "step_id",
-            "step_name",
-            "entrypoint",
-            "run_id",
-            "run_name",
-            "pipeline_name",
-            "status",
-            "is_cached",
-            "original_step_id",
-            "start_time",
-            "end_time",
-            "duration_s",
-            "step_index",
-            "step_rindex",
-            "parameters",
-        ],
+        STEP_FIELDS,
         &["parameters"],
     );
 }
@@ -160,21 +203,7 @@ fn outputs_match_zenml() {
         "outputs",
         "SELECT * FROM outputs",
         &["step_id", "output_name", "output_id"],
-        &[
-            "output_id",
-            "output_name",
-            "step_id",
-            "step_name",
-            "run_id",
-            "run_name",
-            "pipeline_name",
-            "artifact_name",
-            "artifact_version",
-            "artifact_type",
-            "data_type",
-            "materializer",
-            "uri",
-        ],
+        OUTPUT_FIELDS,
         &[],
     );
 }
@@ -185,7 +214,7 @@ fn inputs_match_zenml() {
         "inputs",
         "SELECT * FROM inputs",
         &["step_id", "input_name", "output_id"],
-        &["step_id", "step_name", "run_id", "input_name", "output_id"],
+        INPUT_FIELDS,
         &[],
     );
 }
@@ -196,7 +225,7 @@ fn metadata_matches_zenml() {
         "metadata",
         "SELECT * FROM metadata",
         &["resource_type", "resource_id", "key"],
-        &["resource_type", "resource_id", "key", "value"],
+        METADATA_FIELDS,
         &["value"],
     );
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod mariadb;
+mod zenml_server;
 
 mod cli;
 mod differential;
@@ -15,4 +16,5 @@ mod queries;
 mod readme;
 mod repl;
 mod secrets;
+mod server;
 mod store;

@@ -1,0 +1,452 @@
+//! A ZenML server as a store: real `zenml[server]` releases serving the fixture stores
+//! (`zenml_server.rs`), read by runql through the REST API into its mirror.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::zenml_server::{SERVER_RELEASES, ZenServer, private, shared};
+
+/// `runql --store <server>` with the server's API key and a mirror folder of the test's.
+fn runql_on(server: &ZenServer, cache: &Path) -> std::process::Command {
+    let mut cmd = runql();
+    cmd.args(["--store", &server.url])
+        .env("ZENML_STORE_API_KEY", &server.api_key)
+        .env("RUNQL_CACHE_DIR", cache);
+    cmd
+}
+
+fn rows_on(server: &ZenServer, cache: &Path, sql: &str) -> Vec<Value> {
+    let out = runql_on(server, cache)
+        .args(["--format", "json", "-c", sql])
+        .output()
+        .unwrap();
+    json_rows(&out, &format!("{} {sql}", server.version))
+}
+
+/// Columns the REST API does not give (see `store::rest::rows`), and JSON-text columns,
+/// compared as JSON values (the API keeps values, not key order or spacing).
+fn comparable(table: &str) -> (&'static str, &'static [&'static str]) {
+    match table {
+        "runs" => ("*", &["parameters", "config", "exception"]),
+        "steps" => ("* EXCEPT (config)", &["parameters", "exception"]),
+        "metadata" => (
+            "* EXCEPT (value_type, publisher_step_id, created)",
+            &["value"],
+        ),
+        _ => ("*", &[]),
+    }
+}
+
+fn keyed(rows: Vec<Value>, json_columns: &[&str]) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for mut row in rows {
+        for c in json_columns {
+            row[*c] = json_text(&row[*c]);
+        }
+        // ZenML's server fills in a run configuration's `substitutions` (date and time) as
+        // its client shows them, where a store of some releases (0.84) keeps `{}`.
+        if let Some(config) = row.get_mut("config").and_then(Value::as_object_mut) {
+            config.remove("substitutions");
+        }
+        let key = row.to_string();
+        *out.entry(key).or_insert(Value::Null) = row;
+    }
+    out
+}
+
+fn assert_same_rows(what: &str, ours: Vec<Value>, theirs: Vec<Value>, json_columns: &[&str]) {
+    let (n, m) = (ours.len(), theirs.len());
+    let ours = keyed(ours, json_columns);
+    let theirs = keyed(theirs, json_columns);
+    let only_ours: Vec<_> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();
+    let only_theirs: Vec<_> = theirs.keys().filter(|k| !ours.contains_key(*k)).collect();
+    assert!(
+        n == m && only_ours.is_empty() && only_theirs.is_empty(),
+        "{what}: {n} vs {m} rows\nonly in the first: {only_ours:#?}\nonly in the second: {only_theirs:#?}"
+    );
+}
+
+#[test]
+fn every_table_on_a_server_equals_zenmls_client() {
+    for version in SERVER_RELEASES {
+        let server = shared(version);
+        let cache = tempfile::tempdir().unwrap();
+        let golden = golden_of(&server.fixture);
+        for (table, key, fields) in crate::golden::GOLDEN_COLUMNS {
+            let sql = if *table == "runs" {
+                "SELECT *, json_get_str(config, 'name') AS config_name FROM runs".to_string()
+            } else {
+                format!("SELECT * FROM {table}")
+            };
+            let ours = rows_on(server, cache.path(), &sql);
+            crate::golden::assert_rows_match(
+                &format!("{version} server {table}"),
+                golden["tables"][*table].as_array().unwrap(),
+                &ours,
+                key,
+                fields,
+                &["parameters", "value"],
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_answers_as_its_store_file_does() {
+    for version in SERVER_RELEASES {
+        let server = shared(version);
+        let cache = tempfile::tempdir().unwrap();
+        let store = server.fixture.join("zenml.db");
+        for table in [
+            "pipelines",
+            "runs",
+            "steps",
+            "outputs",
+            "inputs",
+            "metadata",
+        ] {
+            let (select, json_columns) = comparable(table);
+            let sql = format!("SELECT {select} FROM {table}");
+            assert_same_rows(
+                &format!("{version} {table}: server, then file"),
+                rows_on(server, cache.path(), &sql),
+                query_json_on(&store, &sql),
+                json_columns,
+            );
+        }
+        // The named reports, as a user runs them.
+        let mut answered = 0;
+        for args in [
+            vec!["pipelines"],
+            vec!["cache_hit_rate"],
+            vec!["config_changes"],
+            vec!["latest_run", "--param", "pipeline=first_pipeline"],
+            vec!["pipeline_runs", "--param", "pipeline=first_pipeline"],
+            vec!["run_steps", "--param", "pipeline=first_pipeline"],
+            vec![
+                "step_outputs",
+                "--param",
+                "pipeline=first_pipeline",
+                "--param",
+                "step=step_1",
+            ],
+            vec!["latest_outputs", "--param", "pipeline=first_pipeline"],
+        ] {
+            let via_server = runql_on(server, cache.path())
+                .args(["--offline", "--format", "json", "query"])
+                .args(&args)
+                .output()
+                .unwrap();
+            let via_file = runql()
+                .arg("--store")
+                .arg(&store)
+                .args(["--format", "json", "query"])
+                .args(&args)
+                .output()
+                .unwrap();
+            let what = format!("{version} report {args:?}");
+            let ours = json_rows(&via_server, &what);
+            answered += usize::from(!ours.is_empty());
+            assert_same_rows(&what, ours, json_rows(&via_file, &what), &[]);
+        }
+        assert!(answered >= 6, "{version}: only {answered} reports had rows");
+    }
+}
+
+/// Every table of two mirrors, compared row for row.
+fn assert_mirrors_equal(server: &ZenServer, a: &Path, b: &Path) {
+    for table in [
+        "pipelines",
+        "runs",
+        "steps",
+        "outputs",
+        "inputs",
+        "metadata",
+    ] {
+        let sql = format!("SELECT * FROM {table}");
+        let read = |cache: &Path| {
+            let out = runql_on(server, cache)
+                .args(["--offline", "--format", "json", "-c", &sql])
+                .output()
+                .unwrap();
+            json_rows(&out, &sql)
+        };
+        assert_same_rows(
+            &format!("{table}: synced mirror, then a fresh read"),
+            read(a),
+            read(b),
+            &[],
+        );
+    }
+}
+
+fn count(server: &ZenServer, cache: &Path, sql: &str) -> i64 {
+    rows_on(server, cache, sql)[0]["n"].as_i64().unwrap()
+}
+
+#[test]
+fn a_sync_brings_new_changed_and_deleted_runs_exactly() {
+    let server = private("0.98.0");
+    let mirror = tempfile::tempdir().unwrap();
+    let runs_before = count(&server, mirror.path(), "SELECT count(*) AS n FROM runs");
+    assert_eq!(runs_before, 7);
+
+    // New runs made by ZenML's client through the API, one of them tagged; a fixture run
+    // deleted through the API.
+    server.run_pipelines(&["2", "synced"]);
+    let gone = rows_on(
+        &server,
+        mirror.path(),
+        "SELECT run_id FROM runs WHERE run_name = 'data-nightly-001'",
+    )[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.admin("DELETE", &format!("/runs/{gone}"), None);
+
+    let after = rows_on(
+        &server,
+        mirror.path(),
+        "SELECT count(*) AS n, count(*) FILTER (WHERE array_has(tags, 'synced')) AS tagged, \
+                count(*) FILTER (WHERE run_name = 'data-nightly-001') AS deleted FROM runs",
+    );
+    assert_eq!(after[0]["n"], 8, "{after:?}");
+    assert_eq!(after[0]["tagged"], 2, "{after:?}");
+    assert_eq!(after[0]["deleted"], 0, "{after:?}");
+    let steps_of_gone = count(
+        &server,
+        mirror.path(),
+        &format!("SELECT count(*) AS n FROM steps WHERE run_id = '{gone}'"),
+    );
+    assert_eq!(steps_of_gone, 0);
+
+    let fresh = tempfile::tempdir().unwrap();
+    rows_on(&server, fresh.path(), "SELECT 1");
+    assert_mirrors_equal(&server, mirror.path(), fresh.path());
+    // The new runs' pipeline, counted and numbered with the rest.
+    let pipeline = rows_on(
+        &server,
+        mirror.path(),
+        "SELECT run_count, pipeline_index FROM pipelines WHERE pipeline_name = 'server_pipeline'",
+    );
+    assert_eq!(pipeline[0]["run_count"], 2, "{pipeline:?}");
+
+    // Nothing changed: the next sync reads no run again but the ones it must.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(only_mirror(mirror.path()).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["watermark"].is_string(), "{manifest}");
+}
+
+/// The one mirror folder under a cache dir.
+fn only_mirror(cache: &Path) -> std::path::PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(cache.join("mirrors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+/// Every file of a folder with its bytes, to show a failed sync changed nothing.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n != ".lock") {
+                out.insert(
+                    path.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn assert_one_line_failure(out: &Output, expected: &str, secret: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!stderr.contains(secret), "the key leaked: {stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
+    let server = private("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    rows_on(&server, cache.path(), "SELECT 1");
+    let mirror = only_mirror(cache.path());
+    let before = snapshot(&mirror);
+
+    // A wrong key: refused, nothing written.
+    let wrong = "ZENKEY_not-a-real-key-4f1d";
+    let out = runql_on(&server, cache.path())
+        .env("ZENML_STORE_API_KEY", wrong)
+        .args(["-c", "SELECT count(*) FROM runs"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "refused", wrong);
+    assert_eq!(
+        snapshot(&mirror),
+        before,
+        "a refused sync changed the mirror"
+    );
+
+    // The server gone: a clean error after bounded retries, the mirror intact and still
+    // readable offline.
+    server.kill();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let out = runql_on(&server, cache.path())
+        .args(["-c", "SELECT count(*) FROM runs"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "cannot connect", &server.api_key);
+    assert!(started.elapsed().as_secs() < 30, "retries are bounded");
+    assert_eq!(
+        snapshot(&mirror),
+        before,
+        "a failed sync changed the mirror"
+    );
+    let offline = runql_on(&server, cache.path())
+        .args([
+            "--offline",
+            "--format",
+            "json",
+            "-c",
+            "SELECT count(*) AS n FROM runs",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(json_rows(&offline, "offline")[0]["n"], 7);
+}
+
+#[test]
+fn offline_without_a_mirror_says_so() {
+    let server = shared("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let out = runql_on(server, cache.path())
+        .args(["--offline", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "no mirror", &server.api_key);
+    assert!(!cache.path().join("mirrors").exists() || snapshot(cache.path()).is_empty());
+}
+
+#[test]
+fn the_api_key_is_never_shown_or_stored() {
+    let server = shared("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let key = &server.api_key;
+    for args in [
+        vec!["--info"],
+        vec!["-c", "\\store"],
+        vec![
+            "-c",
+            "EXPLAIN VERBOSE SELECT * FROM runs WHERE status = 'failed'",
+        ],
+        vec!["-c", "SELECT * FROM no_such_table"],
+    ] {
+        let out = runql_on(server, cache.path()).args(&args).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(key.as_str()), "{args:?} shows the key: {all}");
+    }
+    // A key file works, and its key is not echoed when it is wrong.
+    let file = cache.path().join("key");
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    let out = runql()
+        .args(["--store", &server.url, "--api-key-file"])
+        .arg(&file)
+        .env("RUNQL_CACHE_DIR", cache.path())
+        .args(["--format", "json", "-c", "SELECT count(*) AS n FROM runs"])
+        .output()
+        .unwrap();
+    assert_eq!(json_rows(&out, "--api-key-file")[0]["n"], 7);
+    // Nothing in the mirror holds the key; the mirror is the user's alone.
+    let mirror = only_mirror(cache.path());
+    for (name, bytes) in snapshot(&mirror) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(key.as_str()), "{name} holds the key");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&mirror).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "mirror folder mode {mode:o}");
+}
+
+#[test]
+fn a_client_logged_in_with_zenml_login_needs_no_flags() {
+    let server = shared("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let config = cache.path().join("zenml-config");
+    // ZenML's own `zenml login` writes config.yaml and credentials.yaml.
+    let login = std::process::Command::new(
+        crate::zenml_server::venv_python("0.98.0").with_file_name("zenml"),
+    )
+    .args(["login", &server.url, "--api-key"])
+    .env("ZENML_CONFIG_PATH", &config)
+    .env("ZENML_ANALYTICS_OPT_IN", "false")
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let login = {
+        use std::io::Write;
+        let mut login = login;
+        writeln!(login.stdin.take().unwrap(), "{}", server.api_key).unwrap();
+        login.wait_with_output().unwrap()
+    };
+    assert!(
+        login.status.success(),
+        "zenml login: {}{}",
+        String::from_utf8_lossy(&login.stdout),
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out = runql()
+        .env("ZENML_CONFIG_PATH", &config)
+        .env("RUNQL_CACHE_DIR", cache.path())
+        .args(["--format", "json", "-c", "SELECT count(*) AS n FROM runs"])
+        .output()
+        .unwrap();
+    assert_eq!(json_rows(&out, "logged in")[0]["n"], 7);
+}
+
+#[test]
+fn export_reads_a_server() {
+    let server = shared("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let to = cache.path().join("export");
+    let out = runql_on(server, cache.path())
+        .arg("export")
+        .arg("--to")
+        .arg(&to)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = query_json_on(&to, "SELECT count(*) AS n FROM steps");
+    let file = query_json_on(
+        &server.fixture.join("zenml.db"),
+        "SELECT count(*) AS n FROM steps",
+    );
+    assert_eq!(rows, file);
+}
