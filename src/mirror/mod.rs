@@ -15,16 +15,17 @@
 //! (run counts, positions, whether a run was all cached); `runs.run_rindex` and
 //! `steps.step_rindex` are computed when the folder is read (see `export::register_tables`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::Value;
 
 use crate::error::StoreError;
@@ -125,25 +126,47 @@ fn check_release(server: &ServerAddress, version: &str) -> Result<bool> {
     }
 }
 
-/// Fresh rows read from the server, by table, as Arrow batches (hidden columns included).
-#[derive(Default)]
+/// Fresh rows read from the server, streamed to Parquet files in a spill folder as the
+/// pages arrive (a first fill of a large server does not fit in memory), with the ids a
+/// sync needs to know.
 struct Fresh {
-    runs: Vec<RecordBatch>,
-    steps: Vec<RecordBatch>,
-    outputs: Vec<RecordBatch>,
-    inputs: Vec<RecordBatch>,
-    metadata: Vec<RecordBatch>,
+    spill: Spill,
     pipelines: Vec<Value>,
     run_ids: BTreeSet<String>,
-    step_ids: BTreeSet<String>,
-    output_ids: BTreeSet<String>,
-    /// Metadata already read, by (resource type, id): an output listed by two steps (a
-    /// cached step lists its original's) has its metadata once.
-    metadata_seen: BTreeSet<(String, String)>,
+    /// Steps seen (a page boundary that moved can show one twice).
+    step_ids: HashSet<u128>,
+    /// Each run's steps so far: steps arrive in ZenML's order (creation, then id), so
+    /// this count is the next step's position in its run.
+    steps_per_run: HashMap<String, i64>,
+    /// The outputs the fresh steps list, when their metadata is asked for by id (not on a
+    /// first fill, which reads every artifact version's).
+    output_ids: Option<BTreeSet<String>>,
+    /// Metadata already read, by resource: an output listed by two steps (a cached step
+    /// lists its original's) has its metadata once.
+    metadata_seen: HashSet<(u8, u128)>,
     newest_update: Option<i64>,
 }
 
+/// A ZenML id (a UUID, dashed or not) as a number, for compact sets.
+fn id_number(id: &str) -> Option<u128> {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32).then(|| u128::from_str_radix(&hex, 16).ok())?
+}
+
 impl Fresh {
+    fn new(spill_dir: &Path, full: bool) -> Result<Self> {
+        Ok(Self {
+            spill: Spill::new(spill_dir)?,
+            pipelines: Vec::new(),
+            run_ids: BTreeSet::new(),
+            step_ids: HashSet::new(),
+            steps_per_run: HashMap::new(),
+            output_ids: (!full).then(BTreeSet::new),
+            metadata_seen: HashSet::new(),
+            newest_update: None,
+        })
+    }
+
     fn add_runs(&mut self, items: &[Value]) -> Result<()> {
         let mut rows = Vec::with_capacity(items.len());
         let mut metadata = Vec::new();
@@ -161,63 +184,151 @@ impl Fresh {
                 self.newest_update = Some(self.newest_update.map_or(t, |n| n.max(t)));
             }
             rows.push(row);
-            metadata.extend(self.metadata_of("run", item));
+            metadata.extend(self.metadata_of(0, "run", item));
         }
-        self.runs.push(rows::batch("runs", &rows)?);
-        self.push_metadata(metadata)
+        self.spill.write("runs", &rows)?;
+        self.spill.write("metadata", &metadata)
     }
 
-    fn add_steps(&mut self, items: &[Value], wanted: Option<&BTreeSet<String>>) -> Result<()> {
+    /// Steps of the runs in `self.run_ids`, in ZenML's order.
+    fn add_steps(&mut self, items: &[Value]) -> Result<()> {
         let (mut steps, mut outputs, mut inputs, mut metadata) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for item in items {
-            let Some(id) = item["id"].as_str() else {
+            let Some(id) = item["id"].as_str().and_then(id_number) else {
                 continue;
             };
-            let row = rows::step(item);
-            let run = row["run_id"].as_str().unwrap_or_default();
-            if wanted.is_some_and(|w| !w.contains(run)) || !self.step_ids.insert(id.to_string()) {
+            let mut row = rows::step(item);
+            let run = row["run_id"].as_str().unwrap_or_default().to_string();
+            if !self.run_ids.contains(&run) || !self.step_ids.insert(id) {
                 continue;
             }
+            let position = self.steps_per_run.entry(run).or_insert(0);
+            row["step_index"] = Value::from(*position);
+            *position += 1;
             steps.push(row);
             for output in rows::outputs(item) {
-                if let Some(id) = output["output_id"].as_str() {
-                    self.output_ids.insert(id.to_string());
+                if let (Some(ids), Some(id)) =
+                    (self.output_ids.as_mut(), output["output_id"].as_str())
+                {
+                    ids.insert(id.to_string());
                 }
                 outputs.push(output);
             }
             inputs.extend(rows::inputs(item));
-            metadata.extend(self.metadata_of("step", item));
+            metadata.extend(self.metadata_of(1, "step", item));
         }
-        self.steps.push(rows::batch("steps", &steps)?);
-        self.outputs.push(rows::batch("outputs", &outputs)?);
-        self.inputs.push(rows::batch("inputs", &inputs)?);
-        self.push_metadata(metadata)
+        self.spill.write("steps", &steps)?;
+        self.spill.write("outputs", &outputs)?;
+        self.spill.write("inputs", &inputs)?;
+        self.spill.write("metadata", &metadata)
     }
 
     fn add_artifact_versions(&mut self, items: &[Value]) -> Result<()> {
         let mut metadata = Vec::new();
         for item in items {
-            metadata.extend(self.metadata_of("output", item));
+            metadata.extend(self.metadata_of(2, "output", item));
         }
-        self.push_metadata(metadata)
+        self.spill.write("metadata", &metadata)
     }
 
-    fn metadata_of(&mut self, resource_type: &str, item: &Value) -> Vec<Value> {
-        let id = item["id"].as_str().unwrap_or_default().to_string();
-        if !self.metadata_seen.insert((resource_type.to_string(), id)) {
+    fn metadata_of(&mut self, kind: u8, resource_type: &str, item: &Value) -> Vec<Value> {
+        let Some(id) = item["id"].as_str().and_then(id_number) else {
+            return Vec::new();
+        };
+        if !self.metadata_seen.insert((kind, id)) {
             return Vec::new();
         }
         rows::metadata(resource_type, item)
     }
 
-    fn push_metadata(&mut self, metadata: Vec<Value>) -> Result<()> {
-        if !metadata.is_empty() {
-            self.metadata.push(rows::batch("metadata", &metadata)?);
+    /// The fresh steps' ids, dashed as the tables show them.
+    fn step_id_strings(&self) -> Vec<String> {
+        self.step_ids
+            .iter()
+            .map(|n| {
+                let h = format!("{n:032x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            })
+            .collect()
+    }
+}
+
+/// Parquet files of fresh rows, one per table, in a folder removed when the sync ends
+/// (or by the next sync, if this one was killed: the name marks it as staging).
+struct Spill {
+    dir: PathBuf,
+    writers: Vec<(&'static str, ArrowWriter<std::fs::File>)>,
+}
+
+/// Rows a spill writer holds before writing them out.
+const SPILL_ROW_GROUP: usize = 4096;
+
+impl Spill {
+    fn new(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(SPILL_ROW_GROUP))
+            .build();
+        let mut writers = Vec::new();
+        for table in FRESH_TABLES {
+            let file = std::fs::File::create(dir.join(format!("{table}.parquet")))?;
+            writers.push((
+                table,
+                ArrowWriter::try_new(file, rows::schema(table), Some(props.clone()))?,
+            ));
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            writers,
+        })
+    }
+
+    fn write(&mut self, table: &str, rows: &[Value]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = rows::batch(table, rows)?;
+        let (_, writer) = self
+            .writers
+            .iter_mut()
+            .find(|(t, _)| *t == table)
+            .expect("a spilled table");
+        writer.write(&batch)?;
+        Ok(())
+    }
+
+    /// Closes the files and registers them as `__fresh_<table>`.
+    async fn register(&mut self, ctx: &SessionContext) -> Result<()> {
+        for (table, writer) in std::mem::take(&mut self.writers) {
+            writer.close()?;
+            let path = self.dir.join(format!("{table}.parquet"));
+            ctx.register_parquet(
+                format!("__fresh_{table}"),
+                path.display().to_string(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
         }
         Ok(())
     }
 }
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The tables a sync reads fresh rows of (pipelines are few and read whole).
+const FRESH_TABLES: [&str; 5] = ["runs", "steps", "outputs", "inputs", "metadata"];
 
 /// Ids as a SQL list of string literals.
 fn sql_list(ids: &[String]) -> String {
@@ -280,7 +391,11 @@ pub async fn sync(
         register_tables(&ctx, dir, p, "__prev_").await?;
     }
     let hydrate = ("hydrate", "true".to_string());
-    let mut fresh = Fresh::default();
+    let full = previous.is_none();
+    let mut fresh = Fresh::new(
+        &dir.join(format!(".runql-staging-fresh-{}", std::process::id())),
+        full,
+    )?;
 
     // Runs: all of them the first time; after that, the changed and the unfinished.
     let mut seen = 0u64;
@@ -431,8 +546,9 @@ pub async fn sync(
         }
     }
 
-    // Steps of those runs, with their outputs and inputs.
-    let wanted = fresh.run_ids.clone();
+    // Steps of those runs, with their outputs and inputs, in ZenML's order.
+    let wanted: Vec<String> = fresh.run_ids.iter().cloned().collect();
+    let by_creation = ("sort_by", "asc:created".to_string());
     let mut seen = 0u64;
     let mut on_steps = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
         seen += items.len() as u64;
@@ -441,11 +557,10 @@ pub async fn sync(
             done: seen,
             total,
         });
-        fresh.add_steps(&items, Some(&wanted))
+        fresh.add_steps(&items)
     };
-    let full = previous.is_none();
+    let q = [hydrate.clone(), by_creation];
     if full {
-        let q = [hydrate.clone(), ("sort_by", "asc:created".to_string())];
         read(
             client,
             "/steps",
@@ -456,14 +571,13 @@ pub async fn sync(
         )
         .await?;
     } else {
-        let runs: Vec<String> = wanted.iter().cloned().collect();
         read(
             client,
             "/steps",
-            std::slice::from_ref(&hydrate),
+            &q,
             Items::OneOf {
                 field: "pipeline_run_id",
-                ids: &runs,
+                ids: &wanted,
             },
             &mut fresh,
             &mut on_steps,
@@ -496,7 +610,7 @@ pub async fn sync(
         )
         .await?;
     } else {
-        let mut ids: BTreeSet<String> = fresh.output_ids.clone();
+        let mut ids: BTreeSet<String> = fresh.output_ids.clone().unwrap_or_default();
         // A deleted run's artifact versions outlive it on the server, with their metadata
         // (a store lists it as well): ask again for those the mirror drops with the run.
         if !deleted.is_empty() {
@@ -558,7 +672,7 @@ pub async fn sync(
         .or_else(|| previous.as_ref().and_then(|p| p.watermark.clone()));
     // ZenML numbers runs from 0.93 (`pipeline_run.index`).
     let has_index = version_tuple(&info.version).is_some_and(|v| v >= (0, 93, 0));
-    register_fresh(&ctx, fresh.take_tables()?).await?;
+    register_fresh(&ctx, &mut fresh).await?;
 
     // What the new folder holds: fresh rows of the listed runs, the previous rows of the rest.
     let selection = if full {
@@ -569,8 +683,8 @@ pub async fn sync(
         runs.sort();
         runs.dedup();
         let mut resources: BTreeSet<String> = runs.iter().cloned().collect();
-        resources.extend(fresh.step_ids.iter().cloned());
-        resources.extend(fresh.output_ids.iter().cloned());
+        resources.extend(fresh.step_id_strings());
+        resources.extend(fresh.output_ids.iter().flatten().cloned());
         if !runs.is_empty() {
             let list = sql_list(&runs);
             for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
@@ -687,35 +801,11 @@ async fn read(
     }
 }
 
-struct FreshTables {
-    tables: Vec<(&'static str, Vec<RecordBatch>)>,
-    pipelines: Vec<Value>,
-}
-
-impl Fresh {
-    fn take_tables(&mut self) -> Result<FreshTables> {
-        Ok(FreshTables {
-            tables: vec![
-                ("runs", std::mem::take(&mut self.runs)),
-                ("steps", std::mem::take(&mut self.steps)),
-                ("outputs", std::mem::take(&mut self.outputs)),
-                ("inputs", std::mem::take(&mut self.inputs)),
-                ("metadata", std::mem::take(&mut self.metadata)),
-            ],
-            pipelines: std::mem::take(&mut self.pipelines),
-        })
-    }
-}
-
-/// Registers the fresh rows as `__fresh_<table>`, and over them the views `runs`,
-/// `steps`, `outputs`, `inputs` and `metadata` with the tables' columns.
-async fn register_fresh(ctx: &SessionContext, fresh: FreshTables) -> Result<()> {
-    for (table, batches) in fresh.tables {
-        let schema = rows::schema(table);
-        let provider = MemTable::try_new(schema, vec![batches])?;
-        ctx.register_table(format!("__fresh_{table}"), Arc::new(provider))?;
-    }
-    let pipelines = rows::pipelines_batch(&fresh.pipelines)?;
+/// Registers the fresh rows (`__fresh_<table>`, `__server_pipelines`) and over them the
+/// views `runs`, `steps`, `outputs`, `inputs` and `metadata` with the tables' columns.
+async fn register_fresh(ctx: &SessionContext, fresh: &mut Fresh) -> Result<()> {
+    fresh.spill.register(ctx).await?;
+    let pipelines = rows::pipelines_batch(&std::mem::take(&mut fresh.pipelines))?;
     ctx.register_table(
         "__server_pipelines",
         Arc::new(MemTable::try_new(
@@ -746,12 +836,10 @@ const FRESH_RUNS: &str = "SELECT r.run_id, r.run_name, r.pipeline_id, r.pipeline
      SUM(CASE WHEN status = 'cached' THEN 0 ELSE 1 END) AS not_cached \
      FROM __fresh_steps GROUP BY run_id) s ON s.run_id = r.run_id";
 
-/// Fresh steps of fresh runs, numbered in ZenML's order (creation, then id).
+/// Fresh steps of fresh runs (numbered as they arrived: in ZenML's order).
 const FRESH_STEPS: &str = "SELECT s.step_id, s.step_name, s.entrypoint, s.run_id, r.run_name, \
      r.pipeline_name, s.status, s.is_cached, s.original_step_id, s.start_time, s.end_time, \
-     s.duration_s, \
-     CAST(ROW_NUMBER() OVER (PARTITION BY s.run_id ORDER BY s.__created, s.step_id) - 1 AS BIGINT) AS step_index, \
-     CAST(NULL AS BIGINT) AS step_rindex, s.parameters, s.config, s.cache_key, s.code_hash, \
+     s.duration_s, s.step_index, CAST(NULL AS BIGINT) AS step_rindex, s.parameters, s.config, s.cache_key, s.code_hash, \
      s.docstring, s.source_code, s.exception \
      FROM __fresh_steps s JOIN __fresh_runs r ON r.run_id = s.run_id";
 

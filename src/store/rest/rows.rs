@@ -150,8 +150,8 @@ pub fn run(item: &Value) -> Value {
     })
 }
 
-/// A step of `/steps?hydrate=true`. `__created` orders a run's steps as ZenML lists them
-/// (by creation, then id).
+/// A step of `/steps?hydrate=true` (its position in the run is counted by the mirror, which
+/// reads a run's steps in ZenML's order).
 pub fn step(item: &Value) -> Value {
     let start = pick(item, &["/body/start_time", "/metadata/start_time"]);
     let end = pick(item, &["/body/end_time", "/metadata/end_time"]);
@@ -176,7 +176,6 @@ pub fn step(item: &Value) -> Value {
         "docstring": pick(item, &["/metadata/docstring", "/body/docstring"]),
         "source_code": pick(item, &["/metadata/source_code", "/body/source_code"]),
         "exception": json_text(pick(item, &["/metadata/exception_info", "/body/exception_info"])),
-        "__created": ts(pick(item, &["/body/created"])),
     })
 }
 
@@ -296,7 +295,8 @@ pub fn metadata(resource_type: &str, item: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// The schema rows of `table` are turned into: the table's columns, plus hidden ones.
+/// The schema rows of `table` are turned into: the table's columns, and for runs ZenML's
+/// run number (`__index`).
 pub fn schema(table: &str) -> SchemaRef {
     let def = table_def(table).expect("a runql table");
     let mut fields: Vec<Field> = def
@@ -305,17 +305,8 @@ pub fn schema(table: &str) -> SchemaRef {
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    match table {
-        "runs" => fields.push(Field::new("__index", DataType::Int64, true)),
-        "steps" => fields.push(Field::new(
-            "__created",
-            DataType::Timestamp(
-                datafusion::arrow::datatypes::TimeUnit::Microsecond,
-                Some("UTC".into()),
-            ),
-            true,
-        )),
-        _ => {}
+    if table == "runs" {
+        fields.push(Field::new("__index", DataType::Int64, true));
     }
     Arc::new(Schema::new(fields))
 }
