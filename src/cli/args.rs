@@ -35,8 +35,13 @@ pub struct Args {
 
     /// For a ZenML server: answer from the local mirror as the last sync left it, without
     /// asking the server
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "full_sync")]
     pub offline: bool,
+
+    /// For a ZenML server: read the whole server again instead of what changed (also tags
+    /// and metadata attached to runs after they finished, which a sync cannot see)
+    #[arg(long, global = true)]
+    pub full_sync: bool,
 
     /// Use the demo store bundled with runql (a real ZenML 0.98 store)
     #[arg(long, global = true)]

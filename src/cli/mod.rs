@@ -419,13 +419,24 @@ async fn server_mirror(
         return Ok(Some(dir));
     }
     let credential = locate::credential(server, args.api_key_file.as_deref())?;
-    let client = crate::store::rest::RestClient::new(
-        server.clone(),
-        credential,
-        crate::store::rest::DEFAULT_TIMEOUT,
-    )?;
+    // How long one request may take; a slow proxy or a huge page may need more.
+    let timeout = match std::env::var("RUNQL_SERVER_TIMEOUT") {
+        Ok(s) => std::time::Duration::from_secs_f64(
+            s.parse::<f64>()
+                .ok()
+                .filter(|t| *t > 0.0 && t.is_finite())
+                .with_context(|| format!("RUNQL_SERVER_TIMEOUT={s}: not a number of seconds"))?,
+        ),
+        Err(_) => crate::store::rest::DEFAULT_TIMEOUT,
+    };
+    let client = crate::store::rest::RestClient::new(server.clone(), credential, timeout)?;
     let mut display = progress::Display::new(std::io::stderr().is_terminal());
-    let result = crate::mirror::sync(&client, &dir, &mut |p| display.show(p)).await;
+    let how = if args.full_sync {
+        crate::mirror::Sync::Full
+    } else {
+        crate::mirror::Sync::Changes
+    };
+    let result = crate::mirror::sync(&client, &dir, how, &mut |p| display.show(p)).await;
     display.finish();
     let manifest = result.map_err(|e| anyhow::anyhow!("{}", exec::one_line(&e)))?;
     if !crate::mirror::verified(&manifest.zenml_version) {

@@ -361,11 +361,22 @@ async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// How much of the server a sync reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// What changed since the last sync (everything, the first time).
+    Changes,
+    /// Everything, as a first fill does: also what a sync cannot see change (tags and
+    /// metadata attached to a run after it finished).
+    Full,
+}
+
 /// Brings the mirror in `dir` up to date with the server (filling it the first time) and
 /// returns its new manifest. `progress` hears what is being read.
 pub async fn sync(
     client: &RestClient,
     dir: &Path,
+    how: Sync,
     progress: &mut (dyn FnMut(Progress<'_>) + Send),
 ) -> Result<Manifest> {
     create_private_dir(dir)?;
@@ -386,6 +397,8 @@ pub async fn sync(
             p.store
         )));
     }
+    // A full read starts over; the previous mirror stays until the new one is complete.
+    let previous = previous.filter(|_| how == Sync::Changes);
     let ctx = SessionContext::new();
     if let Some(p) = &previous {
         register_tables(&ctx, dir, p, "__prev_").await?;

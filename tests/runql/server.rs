@@ -235,12 +235,28 @@ fn a_sync_brings_new_changed_and_deleted_runs_exactly() {
     );
     assert_eq!(pipeline[0]["run_count"], 2, "{pipeline:?}");
 
-    // Nothing changed: the next sync reads no run again but the ones it must.
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(only_mirror(mirror.path()).join("manifest.json")).unwrap(),
-    )
-    .unwrap();
-    assert!(manifest["watermark"].is_string(), "{manifest}");
+    // Metadata logged on a finished run afterwards does not move the run's `updated`: a
+    // sync cannot see it (the README says so), --full-sync reads it.
+    let late = "SELECT count(*) AS n FROM metadata WHERE key = 'late_metric'";
+    server.log_run_metadata(&finished_run(&server, mirror.path()), "late_metric", 7);
+    assert_eq!(count(&server, mirror.path(), late), 0);
+    let out = runql_on(&server, mirror.path())
+        .args(["--full-sync", "--format", "json", "-c", late])
+        .output()
+        .unwrap();
+    assert_eq!(json_rows(&out, "--full-sync")[0]["n"], 1);
+}
+
+/// A finished fixture run still on the server.
+fn finished_run(server: &ZenServer, cache: &Path) -> String {
+    rows_on(
+        server,
+        cache,
+        "SELECT run_id FROM runs WHERE run_name = 'first-custom'",
+    )[0]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// The one mirror folder under a cache dir.
@@ -449,4 +465,98 @@ fn export_reads_a_server() {
         "SELECT count(*) AS n FROM steps",
     );
     assert_eq!(rows, file);
+}
+
+/// A real HTTP server that is not ZenML (Python's `http.server`) serving `dir` on a free
+/// loopback port; stopped when dropped.
+struct NotZenml {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Drop for NotZenml {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python_http_server(dir: &Path) -> NotZenml {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    NotZenml {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+    }
+}
+
+#[test]
+fn servers_that_answer_wrongly_are_one_line_errors() {
+    let key = "ZENKEY_never-shown-7c2e";
+    let run = |url: &str, cache: &Path, timeout: &str| {
+        runql()
+            .args(["--store", url, "-c", "SELECT 1"])
+            .env("ZENML_STORE_API_KEY", key)
+            .env("RUNQL_CACHE_DIR", cache)
+            .env("RUNQL_SERVER_TIMEOUT", timeout)
+            .output()
+            .unwrap()
+    };
+    let site = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+
+    // Not a ZenML server: no /api/v1/info.
+    let web = python_http_server(site.path());
+    assert_one_line_failure(&run(&web.url, cache.path(), "10"), "HTTP 404", key);
+
+    // A page that is not JSON where the API's answer should be (a proxy's error page).
+    std::fs::create_dir_all(site.path().join("api/v1")).unwrap();
+    std::fs::write(site.path().join("api/v1/info"), "<html>maintenance</html>").unwrap();
+    assert_one_line_failure(&run(&web.url, cache.path(), "10"), "not JSON", key);
+
+    // 5xx answers (this server answers a login POST with 501): retried, then given up.
+    std::fs::write(site.path().join("api/v1/info"), r#"{"version": "0.98.0"}"#).unwrap();
+    assert_one_line_failure(&run(&web.url, cache.path(), "10"), "HTTP 501", key);
+
+    // A server that accepts the connection and never answers: bounded by the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let started = std::time::Instant::now();
+    assert_one_line_failure(&run(&url, cache.path(), "1"), "timed out", key);
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+
+    // A server release runql does not read.
+    std::fs::write(site.path().join("api/v1/info"), r#"{"version": "0.60.0"}"#).unwrap();
+    assert_one_line_failure(&run(&web.url, cache.path(), "10"), "ZenML 0.60.0", key);
+
+    // None of them left a mirror behind.
+    let mirrors = cache.path().join("mirrors");
+    for entry in std::fs::read_dir(&mirrors).into_iter().flatten() {
+        let dir = entry.unwrap().path();
+        assert!(!dir.join("manifest.json").exists(), "{}", dir.display());
+    }
 }

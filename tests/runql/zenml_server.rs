@@ -76,9 +76,23 @@ print(data.decode() or 'null')";
     /// Runs `tests/fixtures/server_pipeline.py` against the server: real runs made by
     /// ZenML's client through the REST API.
     pub fn run_pipelines(&self, args: &[&str]) {
+        let mut full = vec![fixtures().join("server_pipeline.py").display().to_string()];
+        full.extend(args.iter().map(|a| a.to_string()));
+        self.client_python(&full);
+    }
+
+    /// ZenML's client logs `{key: value}` on a finished run, as a user does after the fact.
+    pub fn log_run_metadata(&self, run_id: &str, key: &str, value: i64) {
+        let code = format!(
+            "from zenml import log_metadata; log_metadata(metadata={{'{key}': {value}}}, run_id_name_or_prefix='{run_id}')"
+        );
+        self.client_python(&["-c".to_string(), code]);
+    }
+
+    /// The server venv's Python with ZenML's client logged in to this server.
+    fn client_python(&self, args: &[String]) {
         let config = self.base.join("client-config");
         let out = Command::new(venv_python(&self.version))
-            .arg(fixtures().join("server_pipeline.py"))
             .args(args)
             .env("ZENML_CONFIG_PATH", &config)
             .env("ZENML_STORE_URL", &self.url)
@@ -91,7 +105,7 @@ print(data.decode() or 'null')";
             .unwrap();
         assert!(
             out.status.success(),
-            "server_pipeline.py: {}{}",
+            "{args:?}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
