@@ -125,7 +125,16 @@ pub async fn store_info(
         }
         None => {
             keys.push("kind".to_string());
-            values.push("runql export (Parquet)".to_string());
+            // A server's store name is its URL (the mirror's folder is an export folder).
+            let server = crate::store::rest::is_server_url(store_name);
+            values.push(
+                if server {
+                    "ZenML server, answered from runql's mirror (Parquet)"
+                } else {
+                    "runql export (Parquet)"
+                }
+                .to_string(),
+            );
         }
     }
     for table in ["pipelines", "runs", "steps", "outputs"] {
