@@ -158,7 +158,8 @@ pub(crate) enum Selection {
     },
 }
 
-fn id_list(ids: &[String]) -> String {
+/// Ids as a SQL list of string literals.
+pub(crate) fn id_list(ids: &[String]) -> String {
     ids.iter()
         .map(|id| format!("'{}'", id.replace('\'', "''")))
         .collect::<Vec<_>>()
@@ -194,7 +195,8 @@ pub(crate) fn table_query(table: &str, selection: &Selection, previous: bool) ->
     }
 }
 
-async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
+/// The first column of `sql`'s rows, as text (NULLs left out).
+pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let mut out = Vec::new();
     for batch in batches {

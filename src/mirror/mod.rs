@@ -19,8 +19,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringArray};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -30,8 +28,8 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::export::{
-    FINISHED, Manifest, Selection, read_manifest, register_tables, remove_stale_staging,
-    table_query, write_folder,
+    FINISHED, Manifest, Selection, id_list, read_manifest, register_tables, remove_stale_staging,
+    strings, table_query, write_folder,
 };
 use crate::store::rest::{RestClient, ServerAddress, rows};
 use crate::tables::TABLES;
@@ -51,6 +49,7 @@ pub fn verified(version: &str) -> bool {
 const RUNS_PAGE: u64 = 500;
 const STEPS_PAGE: u64 = 500;
 const ARTIFACTS_PAGE: u64 = 200;
+const PIPELINES_PAGE: u64 = 1000;
 /// Non-hydrated lists (ids only are used): the API's largest page.
 const IDS_PAGE: u64 = 10_000;
 /// How far before the newest `updated` the next sync starts: the API filters on whole
@@ -110,10 +109,10 @@ fn version_tuple(version: &str) -> Option<(u32, u32, u32)> {
     ))
 }
 
-/// Whether runql reads this server release, and whether its tests do.
-fn check_release(server: &ServerAddress, version: &str) -> Result<bool> {
+/// Whether runql reads this server release (whether its tests do is `verified`).
+fn check_release(server: &ServerAddress, version: &str) -> Result<()> {
     match version_tuple(version) {
-        Some(v) if v >= OLDEST_SERVER => Ok(verified(version)),
+        Some(v) if v >= OLDEST_SERVER => Ok(()),
         _ => Err(StoreError::UnsupportedServer {
             server: server.to_string(),
             version: version.to_string(),
@@ -331,35 +330,10 @@ impl Drop for Spill {
 /// The tables a sync reads fresh rows of (pipelines are few and read whole).
 const FRESH_TABLES: [&str; 5] = ["runs", "steps", "outputs", "inputs", "metadata"];
 
-/// Ids as a SQL list of string literals.
-fn sql_list(ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn parse_micros(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_micros())
-}
-
-fn store_error(e: StoreError) -> DataFusionError {
-    e.into()
-}
-
-async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for batch in ctx.sql(sql).await?.collect().await? {
-        let column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-        let column = column
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8");
-        out.extend(column.iter().flatten().map(str::to_string));
-    }
-    Ok(out)
 }
 
 /// How much of the server a sync reads.
@@ -386,7 +360,7 @@ pub async fn sync(
     remove_stale_staging(dir)?;
 
     let server = client.address().to_string();
-    let info = client.info().await.map_err(store_error)?;
+    let info = client.info().await?;
     check_release(client.address(), &info.version)?;
     let previous = read_manifest(dir)?;
     if let Some(p) = &previous
@@ -411,60 +385,60 @@ pub async fn sync(
         full,
     )?;
 
+    let by_creation = ("sort_by", "asc:created".to_string());
+    let hydrated = [hydrate.clone()];
+    let hydrated_by_creation = [hydrate.clone(), by_creation.clone()];
+
     // Runs: all of them the first time; after that, the changed and the unfinished.
-    let mut seen = 0u64;
-    let mut on_runs = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
-        seen += items.len() as u64;
-        progress(Progress {
-            what: "runs",
-            done: seen,
-            total,
-        });
-        fresh.add_runs(&items)
-    };
     match previous.as_ref().and_then(|p| p.watermark.clone()) {
         None => {
-            let q = [hydrate.clone(), ("sort_by", "asc:created".to_string())];
+            let all = Items::All { size: RUNS_PAGE };
             read(
                 client,
+                progress,
+                "runs",
                 "/runs",
-                &q,
-                Items::All { size: RUNS_PAGE },
-                &mut fresh,
-                &mut on_runs,
+                &hydrated_by_creation,
+                all,
+                &mut |page| fresh.add_runs(page),
             )
             .await?;
         }
         Some(mark) => {
-            let q = [hydrate.clone(), ("updated", format!("gte:{mark}"))];
+            let changed = [hydrate.clone(), ("updated", format!("gte:{mark}"))];
+            let all = Items::All { size: RUNS_PAGE };
             read(
                 client,
+                progress,
+                "runs",
                 "/runs",
-                &q,
-                Items::All { size: RUNS_PAGE },
-                &mut fresh,
-                &mut on_runs,
+                &changed,
+                all,
+                &mut |page| fresh.add_runs(page),
             )
             .await?;
-            let unfinished = strings(
+            let unfinished: Vec<String> = strings(
                 &ctx,
-                &format!("SELECT run_id FROM __prev_runs WHERE status IS NULL OR status NOT IN ({FINISHED})"),
+                &format!(
+                    "SELECT run_id FROM __prev_runs WHERE status IS NULL OR status NOT IN ({FINISHED})"
+                ),
             )
-            .await?;
-            let unfinished: Vec<String> = unfinished
-                .into_iter()
-                .filter(|id| !fresh.run_ids.contains(id))
-                .collect();
+            .await?
+            .into_iter()
+            .filter(|id| !fresh.run_ids.contains(id))
+            .collect();
+            let these = Items::OneOf {
+                field: "id",
+                ids: &unfinished,
+            };
             read(
                 client,
+                progress,
+                "runs",
                 "/runs",
-                std::slice::from_ref(&hydrate),
-                Items::OneOf {
-                    field: "id",
-                    ids: &unfinished,
-                },
-                &mut fresh,
-                &mut on_runs,
+                &hydrated,
+                these,
+                &mut |page| fresh.add_runs(page),
             )
             .await?;
         }
@@ -480,34 +454,25 @@ pub async fn sync(
             .await?
             .into_iter()
             .collect();
-        let server_total = client
-            .page("/runs", &[], 1, 1)
-            .await
-            .map_err(store_error)?
-            .total;
+        let server_total = client.page("/runs", &[], 1, 1).await?.total;
         let known = previous_ids.union(&fresh.run_ids).count() as u64;
         if server_total != known {
             let mut ids = BTreeSet::new();
-            let mut on_ids = |items: Vec<Value>, total: u64, _: &mut Fresh| -> Result<()> {
-                ids.extend(
-                    items
-                        .iter()
-                        .filter_map(|i| i["id"].as_str().map(str::to_string)),
-                );
-                progress(Progress {
-                    what: "run ids",
-                    done: ids.len() as u64,
-                    total,
-                });
-                Ok(())
-            };
+            let all = Items::All { size: IDS_PAGE };
             read(
                 client,
+                progress,
+                "run ids",
                 "/runs",
                 &[],
-                Items::All { size: IDS_PAGE },
-                &mut fresh,
-                &mut on_ids,
+                all,
+                &mut |page| {
+                    ids.extend(
+                        page.iter()
+                            .filter_map(|i| i["id"].as_str().map(str::to_string)),
+                    );
+                    Ok(())
+                },
             )
             .await?;
             deleted = previous_ids.difference(&ids).cloned().collect::<Vec<_>>();
@@ -525,7 +490,7 @@ pub async fn sync(
                     &format!(
                         "SELECT DISTINCT s.run_id FROM __prev_steps s JOIN __prev_steps o \
                          ON o.step_id = s.original_step_id WHERE o.run_id IN ({})",
-                        sql_list(&deleted)
+                        id_list(&deleted)
                     ),
                 )
                 .await?;
@@ -535,26 +500,18 @@ pub async fn sync(
                         .filter(|id| ids.contains(id) && !fresh.run_ids.contains(id)),
                 );
             }
-            let mut seen = 0u64;
-            let mut on_runs = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
-                seen += items.len() as u64;
-                progress(Progress {
-                    what: "runs",
-                    done: seen,
-                    total,
-                });
-                fresh.add_runs(&items)
+            let these = Items::OneOf {
+                field: "id",
+                ids: &missing,
             };
             read(
                 client,
+                progress,
+                "runs",
                 "/runs",
-                std::slice::from_ref(&hydrate),
-                Items::OneOf {
-                    field: "id",
-                    ids: &missing,
-                },
-                &mut fresh,
-                &mut on_runs,
+                &hydrated,
+                these,
+                &mut |page| fresh.add_runs(page),
             )
             .await?;
         }
@@ -562,116 +519,82 @@ pub async fn sync(
 
     // Steps of those runs, with their outputs and inputs, in ZenML's order.
     let wanted: Vec<String> = fresh.run_ids.iter().cloned().collect();
-    let by_creation = ("sort_by", "asc:created".to_string());
-    let mut seen = 0u64;
-    let mut on_steps = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
-        seen += items.len() as u64;
-        progress(Progress {
-            what: "steps",
-            done: seen,
-            total,
-        });
-        fresh.add_steps(&items)
-    };
-    let q = [hydrate.clone(), by_creation];
-    if full {
-        read(
-            client,
-            "/steps",
-            &q,
-            Items::All { size: STEPS_PAGE },
-            &mut fresh,
-            &mut on_steps,
-        )
-        .await?;
+    let steps = if full {
+        Items::All { size: STEPS_PAGE }
     } else {
-        read(
-            client,
-            "/steps",
-            &q,
-            Items::OneOf {
-                field: "pipeline_run_id",
-                ids: &wanted,
-            },
-            &mut fresh,
-            &mut on_steps,
-        )
-        .await?;
-    }
-
-    // The outputs' metadata: every artifact version's the first time (as a store lists
-    // metadata of versions no step lists), the new outputs' after that.
-    let mut seen = 0u64;
-    let mut on_versions = |items: Vec<Value>, total: u64, fresh: &mut Fresh| -> Result<()> {
-        seen += items.len() as u64;
-        progress(Progress {
-            what: "artifact versions",
-            done: seen,
-            total,
-        });
-        fresh.add_artifact_versions(&items)
-    };
-    if full {
-        read(
-            client,
-            "/artifact_versions",
-            std::slice::from_ref(&hydrate),
-            Items::All {
-                size: ARTIFACTS_PAGE,
-            },
-            &mut fresh,
-            &mut on_versions,
-        )
-        .await?;
-    } else {
-        let mut ids: BTreeSet<String> = fresh.output_ids.clone().unwrap_or_default();
-        // A deleted run's artifact versions outlive it on the server, with their metadata
-        // (a store lists it as well): ask again for those the mirror drops with the run.
-        if !deleted.is_empty() {
-            ids.extend(
-                strings(
-                    &ctx,
-                    &format!(
-                        "SELECT DISTINCT output_id FROM __prev_outputs WHERE run_id IN ({})",
-                        sql_list(&deleted)
-                    ),
-                )
-                .await?,
-            );
+        Items::OneOf {
+            field: "pipeline_run_id",
+            ids: &wanted,
         }
-        let ids: Vec<String> = ids.into_iter().collect();
-        read(
-            client,
-            "/artifact_versions",
-            std::slice::from_ref(&hydrate),
-            Items::OneOf {
-                field: "id",
-                ids: &ids,
-            },
-            &mut fresh,
-            &mut on_versions,
-        )
-        .await?;
-    }
-
-    // Pipelines: few, always read whole.
-    let mut pipelines = Vec::new();
-    let mut on_pipelines = |items: Vec<Value>, _: u64, _: &mut Fresh| -> Result<()> {
-        pipelines.extend(items.iter().map(rows::pipeline));
-        Ok(())
     };
     read(
         client,
-        "/pipelines",
-        std::slice::from_ref(&hydrate),
-        Items::All {
-            size: ARTIFACTS_PAGE,
-        },
-        &mut fresh,
-        &mut on_pipelines,
+        progress,
+        "steps",
+        "/steps",
+        &hydrated_by_creation,
+        steps,
+        &mut |page| fresh.add_steps(page),
     )
     .await?;
-    fresh.pipelines = pipelines;
+
+    // The outputs' metadata: every artifact version's the first time (as a store lists
+    // metadata of versions no step lists), the new outputs' after that.
+    let mut asked: Vec<String> = fresh.output_ids.iter().flatten().cloned().collect();
+    // A deleted run's artifact versions outlive it on the server, with their metadata
+    // (a store lists it as well): ask again for those the mirror drops with the run.
+    if !deleted.is_empty() {
+        asked.extend(
+            strings(
+                &ctx,
+                &format!(
+                    "SELECT DISTINCT output_id FROM __prev_outputs WHERE run_id IN ({})",
+                    id_list(&deleted)
+                ),
+            )
+            .await?,
+        );
+        asked.sort();
+        asked.dedup();
+    }
+    let versions = if full {
+        Items::All {
+            size: ARTIFACTS_PAGE,
+        }
+    } else {
+        Items::OneOf {
+            field: "id",
+            ids: &asked,
+        }
+    };
+    read(
+        client,
+        progress,
+        "artifact versions",
+        "/artifact_versions",
+        &hydrated,
+        versions,
+        &mut |page| fresh.add_artifact_versions(page),
+    )
+    .await?;
+
+    // Pipelines: few, always read whole.
+    let all = Items::All {
+        size: PIPELINES_PAGE,
+    };
+    read(
+        client,
+        progress,
+        "pipelines",
+        "/pipelines",
+        &hydrated,
+        all,
+        &mut |page| {
+            fresh.pipelines.extend(page.iter().map(rows::pipeline));
+            Ok(())
+        },
+    )
+    .await?;
 
     let runs_read = fresh.run_ids.len() as u64;
     let watermark = fresh
@@ -700,7 +623,7 @@ pub async fn sync(
         resources.extend(fresh.step_id_strings());
         resources.extend(fresh.output_ids.iter().flatten().cloned());
         if !runs.is_empty() {
-            let list = sql_list(&runs);
+            let list = id_list(&runs);
             for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
                 resources.extend(
                     strings(
@@ -765,9 +688,6 @@ pub async fn sync(
     .await
 }
 
-/// What a page of a list is handed to: the items, the list's total, and the rows so far.
-type OnPage<'a> = dyn FnMut(Vec<Value>, u64, &mut Fresh) -> Result<()> + Send + 'a;
-
 /// Which items of a list to read.
 enum Items<'a> {
     All {
@@ -780,38 +700,34 @@ enum Items<'a> {
     },
 }
 
-/// Reads `items` of the list at `path` into `fresh`, page by page.
+/// Reads `items` of the list at `path`, handing each page to `on_page` and telling
+/// `progress` how many of `what` have been read.
 async fn read(
     client: &RestClient,
+    progress: &mut (dyn FnMut(Progress<'_>) + Send),
+    what: &str,
     path: &str,
     query: &[(&str, String)],
     items: Items<'_>,
-    fresh: &mut Fresh,
-    on_page: &mut OnPage<'_>,
+    on_page: &mut (dyn FnMut(&[Value]) -> Result<()> + Send),
 ) -> Result<()> {
-    // The client's callback speaks `StoreError`; the page handler's own error is kept
-    // aside and returned as it is.
-    let mut failed = None;
-    let mut pass = |items: Vec<Value>, total: u64| -> crate::error::StoreResult<()> {
-        on_page(items, total, fresh).map_err(|e| {
-            failed = Some(e);
-            StoreError::Server {
-                server: client.address().to_string(),
-                reason: "stopped".into(),
-            }
-        })
+    let mut seen = 0u64;
+    let mut pass = |page: Vec<Value>, total: u64| -> Result<()> {
+        seen += page.len() as u64;
+        progress(Progress {
+            what,
+            done: seen,
+            total,
+        });
+        on_page(&page)
     };
-    let result = match items {
+    match items {
         Items::All { size } => client.list(path, query, size, &mut pass).await.map(|_| ()),
         Items::OneOf { field, ids } => {
             client
                 .list_where_one_of(path, query, field, ids, &mut pass)
                 .await
         }
-    };
-    match failed {
-        Some(e) => Err(e),
-        None => result.map_err(store_error),
     }
 }
 
@@ -925,7 +841,8 @@ mod tests {
         assert_eq!(version_tuple("0.94.6rc1"), Some((0, 94, 6)));
         let server = ServerAddress::parse("http://127.0.0.1:1").unwrap();
         assert!(check_release(&server, "0.60.0").is_err());
-        assert!(check_release(&server, "0.98.0").unwrap());
+        assert!(check_release(&server, "0.98.0").is_ok());
+        assert!(verified("0.98.0") && !verified("0.99.0"));
     }
 
     #[test]

@@ -253,14 +253,15 @@ impl RestClient {
     }
 
     /// Every item of the list at `path`, page by page (a few pages in flight at once),
-    /// handed to `on_page` in order with the list's total. Returns the total.
-    pub async fn list(
+    /// handed to `on_page` in order with the list's total. Returns the total. `on_page` may
+    /// fail with its own error type, which stops the listing.
+    pub async fn list<E: From<StoreError>>(
         &self,
         path: &str,
         query: &[(&str, String)],
         size: u64,
-        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> StoreResult<()> + Send),
-    ) -> StoreResult<u64> {
+        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> Result<(), E> + Send),
+    ) -> Result<u64, E> {
         use futures::StreamExt;
         let first = self.page(path, query, 1, size).await?;
         let total = first.total;
@@ -277,21 +278,21 @@ impl RestClient {
 
     /// The items of `path` whose `field` is one of `ids`, asked in chunks (a URL has a
     /// length limit).
-    pub async fn list_where_one_of(
+    pub async fn list_where_one_of<E: From<StoreError>>(
         &self,
         path: &str,
         query: &[(&str, String)],
         field: &'static str,
         ids: &[String],
-        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> StoreResult<()> + Send),
-    ) -> StoreResult<()> {
+        on_page: &mut (dyn FnMut(Vec<Value>, u64) -> Result<(), E> + Send),
+    ) -> Result<(), E> {
         for chunk in ids.chunks(IDS_PER_REQUEST) {
             let mut q = query.to_vec();
             q.push((
                 field,
                 format!("oneof:{}", serde_json::to_string(chunk).unwrap_or_default()),
             ));
-            self.list(path, &q, 1000, on_page).await?;
+            self.list(path, &q, IDS_PER_REQUEST as u64, on_page).await?;
         }
         Ok(())
     }
