@@ -382,13 +382,20 @@ pub(crate) async fn write_folder(
         }
         std::fs::rename(staging.join(&summary.table), &target)?;
     }
-    let text = serde_json::to_string_pretty(&manifest)
+    write_manifest(to, &staging, &manifest)?;
+    std::fs::remove_dir_all(&staging)?;
+    Ok(manifest)
+}
+
+/// Replaces the manifest of the export in `to` atomically (written in `staging`, then
+/// renamed over the old one).
+pub(crate) fn write_manifest(to: &Path, staging: &Path, manifest: &Manifest) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let tmp = staging.join(MANIFEST);
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, to.join(MANIFEST))?;
-    std::fs::remove_dir_all(&staging)?;
-    Ok(manifest)
+    Ok(())
 }
 
 async fn write_tables(

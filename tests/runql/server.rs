@@ -195,6 +195,31 @@ fn a_sync_brings_new_changed_and_deleted_runs_exactly() {
     let runs_before = count(&server, mirror.path(), "SELECT count(*) AS n FROM runs");
     assert_eq!(runs_before, 7);
 
+    // A sync with nothing new rewrites no table; only the manifest's time moves.
+    let folder = only_mirror(mirror.path());
+    let tables_of = |snap: BTreeMap<String, Vec<u8>>| {
+        snap.into_iter()
+            .filter(|(name, _)| name != "manifest.json")
+            .collect::<BTreeMap<_, _>>()
+    };
+    let before = snapshot(&folder);
+    let checked_at = |folder: &Path| {
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+        m["exported_at"].as_str().unwrap().to_string()
+    };
+    let first_check = checked_at(&folder);
+    assert_eq!(
+        count(&server, mirror.path(), "SELECT count(*) AS n FROM runs"),
+        7
+    );
+    assert_eq!(tables_of(snapshot(&folder)), tables_of(before));
+    assert_ne!(
+        checked_at(&folder),
+        first_check,
+        "the manifest says when it was checked"
+    );
+
     // New runs made by ZenML's client through the API, one of them tagged; a fixture run
     // deleted through the API.
     server.run_pipelines(&["2", "synced"]);
