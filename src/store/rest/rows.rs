@@ -162,7 +162,7 @@ pub fn step(item: &Value) -> Value {
         "step_id": item["id"],
         "step_name": item["name"],
         "entrypoint": pick(spec, &["/source/attribute"]),
-        "run_id": pick(item, &["/metadata/pipeline_run_id", "/body/pipeline_run_id"]),
+        "run_id": pick(item, STEP_RUN_ID),
         "status": status,
         "is_cached": status.as_str().map(|s| s == "cached"),
         "original_step_id": pick(item, &["/metadata/original_step_run_id", "/body/original_step_run_id"]),
@@ -179,7 +179,17 @@ pub fn step(item: &Value) -> Value {
     })
 }
 
-/// `name → [artifact version]` (or one artifact version per name, as older releases say).
+/// Where a step names its run.
+const STEP_RUN_ID: &[&str] = &["/metadata/pipeline_run_id", "/body/pipeline_run_id"];
+
+/// A step's `inputs` or `outputs`: `name → [artifact version]` (or one artifact version per
+/// name, as older releases say), wherever the release keeps them.
+fn step_artifacts<'v>(step: &'v Value, which: &str) -> Vec<(&'v str, &'v Value)> {
+    let pointers = ["resources", "body", "metadata"].map(|part| format!("/{part}/{which}"));
+    let pointers: Vec<&str> = pointers.iter().map(String::as_str).collect();
+    artifacts_by_name(pick(step, &pointers))
+}
+
 fn artifacts_by_name(map: &Value) -> Vec<(&str, &Value)> {
     let mut out = Vec::new();
     if let Some(map) = map.as_object() {
@@ -196,15 +206,8 @@ fn artifacts_by_name(map: &Value) -> Vec<(&str, &Value)> {
 
 /// The outputs a step lists (`step.outputs`), with the step's own columns.
 pub fn outputs(step: &Value) -> Vec<Value> {
-    let run_id = pick(
-        step,
-        &["/metadata/pipeline_run_id", "/body/pipeline_run_id"],
-    );
-    let map = pick(
-        step,
-        &["/resources/outputs", "/body/outputs", "/metadata/outputs"],
-    );
-    artifacts_by_name(map)
+    let run_id = pick(step, STEP_RUN_ID);
+    step_artifacts(step, "outputs")
         .into_iter()
         .map(|(name, av)| {
             json!({
@@ -228,15 +231,8 @@ pub fn outputs(step: &Value) -> Vec<Value> {
 
 /// The inputs a step lists (`step.inputs`).
 pub fn inputs(step: &Value) -> Vec<Value> {
-    let run_id = pick(
-        step,
-        &["/metadata/pipeline_run_id", "/body/pipeline_run_id"],
-    );
-    let map = pick(
-        step,
-        &["/resources/inputs", "/body/inputs", "/metadata/inputs"],
-    );
-    artifacts_by_name(map)
+    let run_id = pick(step, STEP_RUN_ID);
+    step_artifacts(step, "inputs")
         .into_iter()
         .map(|(name, av)| {
             json!({
@@ -248,18 +244,6 @@ pub fn inputs(step: &Value) -> Vec<Value> {
                 "input_type": pick(av, &["/input_type", "/body/input_type"]),
             })
         })
-        .collect()
-}
-
-/// The output ids a step lists, for asking their metadata.
-pub fn output_ids(step: &Value) -> Vec<String> {
-    let map = pick(
-        step,
-        &["/resources/outputs", "/body/outputs", "/metadata/outputs"],
-    );
-    artifacts_by_name(map)
-        .into_iter()
-        .filter_map(|(_, av)| av["id"].as_str().map(str::to_string))
         .collect()
 }
 
