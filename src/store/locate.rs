@@ -109,7 +109,7 @@ pub fn credential(server: &ServerAddress, api_key_file: Option<&Path>) -> StoreR
         return Ok(Credential::ApiKey(Secret::new(key)));
     }
     if let Some(key) = env("ZENML_STORE_API_KEY") {
-        return Ok(Credential::ApiKey(Secret::new(key)));
+        return Ok(Credential::ApiKey(Secret::new(key.trim())));
     }
     if let Some(dir) = zenml_config_dir()
         && let Some(found) = from_credentials_file(&dir.join("credentials.yaml"), server)?
@@ -144,7 +144,7 @@ fn from_credentials_file(path: &Path, server: &ServerAddress) -> StoreResult<Opt
             continue;
         }
         if let Some(key) = entry["api_key"].as_str() {
-            return Ok(Some(Credential::ApiKey(Secret::new(key))));
+            return Ok(Some(Credential::ApiKey(Secret::new(key.trim()))));
         }
         if let (Some(username), Some(password)) =
             (entry["username"].as_str(), entry["password"].as_str())

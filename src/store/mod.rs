@@ -13,6 +13,7 @@ pub mod locate;
 pub mod mysql;
 pub mod rest;
 pub mod schema;
+pub mod secret;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -11,32 +11,8 @@ use mysql_async::{ClientIdentity, SslOpts};
 
 use crate::error::{StoreError, StoreResult};
 
-/// A password, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(password: impl Into<String>) -> Self {
-        Self(password.into())
-    }
-
-    /// The password itself, for the one place that hands it to the server.
-    pub(super) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A MySQL password: a [`Secret`], never printed.
+pub type Password = crate::store::secret::Secret;
 
 /// TLS as ZenML's config describes it (`ssl_ca`, `ssl_cert`, `ssl_key`,
 /// `ssl_verify_server_cert`).
