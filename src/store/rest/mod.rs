@@ -292,81 +292,60 @@ impl RestClient {
 
     async fn login(&self, form: &[(&str, &str)]) -> StoreResult<Secret> {
         let url = self.address.endpoint("/login");
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
-            }
-            let response = match self.http.post(&url).form(form).send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = transport_reason(&e);
-                    continue;
-                }
-            };
-            let status = response.status();
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                return Err(self.error(format!(
-                    "the server refused the login (HTTP {}): the API key is wrong, expired or \
-                     revoked",
-                    status.as_u16()
-                )));
-            }
-            if status.is_server_error() || status.as_u16() == 429 {
-                last = format!("HTTP {}", status.as_u16());
-                continue;
-            }
-            if !status.is_success() {
-                return Err(self.error(format!("login failed (HTTP {})", status.as_u16())));
-            }
-            let bytes = match response.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    last = transport_reason(&e);
-                    continue;
-                }
-            };
-            let body: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| self.error("the login answer is not JSON: not a ZenML server?"))?;
-            return body["access_token"]
-                .as_str()
-                .map(|t| Secret::new(t.trim()))
-                .ok_or_else(|| self.error("the login answer has no access token"));
-        }
-        Err(self.error(format!("cannot log in after {ATTEMPTS} attempts: {last}")))
+        let body = self
+            .retrying("/login", || self.http.post(&url).form(form))
+            .await?;
+        body["access_token"]
+            .as_str()
+            .map(|t| Secret::new(t.trim()))
+            .ok_or_else(|| self.error("the login answer has no access token"))
     }
 
-    /// GET `path` with bounded retries; `auth` sends the bearer token (logging in again
-    /// once when the server says the token expired).
+    /// GET `path`; `auth` sends the bearer token, logging in again once when the server
+    /// refuses it (a token can expire during a long fill).
     async fn get_json(
         &self,
         path: &str,
         query: &[(&str, String)],
         auth: bool,
     ) -> StoreResult<Value> {
+        let url = self.address.endpoint(path);
+        let get = |token: Option<&Secret>| {
+            let request = self.http.get(&url).query(query);
+            match token {
+                Some(t) => request.bearer_auth(t.expose()),
+                None => request,
+            }
+        };
+        if !auth {
+            return self.retrying(path, || get(None)).await;
+        }
+        let token = self.bearer(false).await?;
+        match self.retrying(path, || get(Some(&token))).await {
+            Err(StoreError::ServerAuth { .. })
+                if !matches!(self.credential, Credential::Token(_)) =>
+            {
+                let token = self.bearer(true).await?;
+                self.retrying(path, || get(Some(&token))).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Sends what `request` builds, again after a pause while the failure is transient
+    /// (at most [`ATTEMPTS`] times), and reads the answer's JSON.
+    async fn retrying(
+        &self,
+        path: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> StoreResult<Value> {
         let mut last = String::new();
-        let mut renewed = false;
-        let mut attempt = 0;
-        while attempt < ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(FIRST_BACKOFF * 2u32.pow(attempt - 1)).await;
             }
-            attempt += 1;
-            let token = if auth {
-                Some(self.bearer(false).await?)
-            } else {
-                None
-            };
-            match self.attempt(path, query, token.as_ref()).await {
+            match self.attempt(path, request()).await {
                 Ok(v) => return Ok(v),
-                Err(Failure::Final(StoreError::ServerAuth { .. }))
-                    if auth && !renewed && !matches!(self.credential, Credential::Token(_)) =>
-                {
-                    // A token can expire during a long fill: log in once more.
-                    renewed = true;
-                    self.bearer(true).await?;
-                    attempt -= 1;
-                }
                 Err(Failure::Final(e)) => return Err(e),
                 Err(Failure::Transient(reason)) => last = reason,
             }
@@ -377,13 +356,8 @@ impl RestClient {
     async fn attempt(
         &self,
         path: &str,
-        query: &[(&str, String)],
-        token: Option<&Secret>,
+        request: reqwest::RequestBuilder,
     ) -> Result<Value, Failure> {
-        let mut request = self.http.get(self.address.endpoint(path)).query(query);
-        if let Some(token) = token {
-            request = request.bearer_auth(token.expose());
-        }
         let response = request
             .send()
             .await
