@@ -27,6 +27,11 @@ use crate::tables::{lookup, table_def};
 /// `outputs` table of an export folder or a server's mirror.
 pub trait OutputIndex: std::fmt::Debug + Send + Sync {
     fn output_files(&self, output_id: &str) -> Result<OutputFiles>;
+
+    /// The files of every output in `ids` (an error names the first one missing).
+    fn outputs_files(&self, ids: &[&str]) -> Result<Vec<OutputFiles>> {
+        ids.iter().map(|id| self.output_files(id)).collect()
+    }
 }
 
 impl OutputIndex for ZenStore {
@@ -68,21 +73,41 @@ fn parquet_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> st
 
 impl OutputIndex for ExportOutputs {
     fn output_files(&self, output_id: &str) -> Result<OutputFiles> {
+        Ok(self.outputs_files(&[output_id])?.remove(0))
+    }
+
+    /// One pass over the `outputs` files for all of `ids`, whatever their number (an
+    /// `output_value` over many runs asks for thousands at once).
+    fn outputs_files(&self, ids: &[&str]) -> Result<Vec<OutputFiles>> {
         use datafusion::parquet::arrow::ProjectionMask;
         use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-        // Ids are compared in the form the tables show: dashed lowercase.
-        let id = store_id(output_id).ok_or_else(|| not_an_id(output_id))?;
+        // Ids are compared in the form the tables hold them (dashed lowercase), whatever
+        // form they were asked in.
+        let mut wanted_ids: HashMap<String, &str> = HashMap::new();
+        for id in ids {
+            let hex = store_id(id).ok_or_else(|| not_an_id(id))?;
+            let dashed = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            );
+            wanted_ids.insert(dashed, id);
+        }
+        let mut found: HashMap<&str, OutputFiles> = HashMap::new();
         let mut files = Vec::new();
         parquet_files(&self.dir, &mut files)?;
-        let wanted = ["output_id", "uri", "materializer", "data_type"];
+        let columns = ["output_id", "uri", "materializer", "data_type"];
         for file in files {
             let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file)?)?;
             let schema = builder.parquet_schema();
-            let leaves: Vec<usize> = wanted
+            let leaves: Vec<usize> = columns
                 .iter()
                 .filter_map(|name| schema.columns().iter().position(|c| c.name() == *name))
                 .collect();
-            if leaves.len() != wanted.len() {
+            if leaves.len() != columns.len() {
                 continue;
             }
             let mask = ProjectionMask::leaves(schema, leaves);
@@ -99,29 +124,42 @@ impl OutputIndex for ExportOutputs {
                         .expect("cast to Utf8")
                         .clone())
                 };
-                let ids = column("output_id")?;
-                if let Some(row) =
-                    (0..ids.len()).find(|&i| ids.is_valid(i) && ids.value(i).replace('-', "") == id)
-                {
-                    let text = |a: &StringArray| {
-                        if a.is_valid(row) {
-                            a.value(row).to_string()
-                        } else {
-                            String::new()
-                        }
-                    };
-                    return Ok(OutputFiles {
-                        output_id: output_id.to_string(),
-                        uri: text(&column("uri")?),
-                        materializer: text(&column("materializer")?),
-                        data_type: text(&column("data_type")?),
-                    });
+                let (output_ids, uris, materializers, data_types) = (
+                    column("output_id")?,
+                    column("uri")?,
+                    column("materializer")?,
+                    column("data_type")?,
+                );
+                let text = |a: &StringArray, row: usize| {
+                    if a.is_valid(row) {
+                        a.value(row).to_string()
+                    } else {
+                        String::new()
+                    }
+                };
+                for row in 0..output_ids.len() {
+                    if !output_ids.is_valid(row) {
+                        continue;
+                    }
+                    if let Some(asked) = wanted_ids.get(output_ids.value(row)) {
+                        found.entry(asked).or_insert_with(|| OutputFiles {
+                            output_id: asked.to_string(),
+                            uri: text(&uris, row),
+                            materializer: text(&materializers, row),
+                            data_type: text(&data_types, row),
+                        });
+                    }
                 }
             }
         }
-        Err(DataFusionError::Plan(format!(
-            "no output {output_id} in the store"
-        )))
+        ids.iter()
+            .map(|id| {
+                found
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| DataFusionError::Plan(format!("no output {id} in the store")))
+            })
+            .collect()
     }
 }
 
@@ -227,7 +265,8 @@ fn output_value(store: Arc<dyn OutputIndex>, root: ArtifactRoot) -> ScalarUDF {
     )
 }
 
-/// Reads the outputs `ids` on up to as many threads as the machine has cores.
+/// Finds the outputs `ids` (one lookup for all), then reads them on up to as many threads
+/// as the machine has cores.
 fn read_values(
     store: &dyn OutputIndex,
     root: &ArtifactRoot,
@@ -238,17 +277,17 @@ fn read_values(
         .min(ids.len())
         .max(1);
     let chunk = ids.len().div_ceil(threads).max(1);
+    let located = store.outputs_files(ids)?;
     let results: Vec<Result<Vec<(String, String)>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ids
+        let handles: Vec<_> = located
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|id| {
-                            let files = store.output_files(id)?;
-                            let value = read_json_value(&files, root)
+                        .map(|files| {
+                            let value = read_json_value(files, root)
                                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                            Ok((id.to_string(), value))
+                            Ok((files.output_id.clone(), value))
                         })
                         .collect::<Result<Vec<_>>>()
                 })

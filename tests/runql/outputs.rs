@@ -199,18 +199,67 @@ fn assert_fixture_covers(kinds: &std::collections::BTreeSet<String>) {
 
 #[test]
 fn output_value_is_the_builtin_value() {
+    assert_output_values(&fixture_store());
+}
+
+/// An export folder (and so a server's mirror, which is one) finds outputs' files in its
+/// own `outputs` table, all of a query's ids in one pass: the same values, the same rows.
+#[test]
+fn outputs_read_from_an_export_as_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let out = export_store(&fixture_store(), &export);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_output_values(&export);
+    let (id, _) = golden_artifacts()
+        .into_iter()
+        .find(|(_, a)| a["kind"] == "ndarray")
+        .expect("an ndarray output");
+    let rows = |store: &Path| {
+        rows_of(
+            &runql()
+                .arg("--store")
+                .arg(store)
+                .args(["--artifact-root"])
+                .arg(artifacts_dir())
+                .args(["--format", "json", "-c"])
+                .arg(format!(
+                    "SELECT * FROM read_output('{}')",
+                    id.to_uppercase()
+                ))
+                .output()
+                .unwrap(),
+        )
+    };
+    let from_export = rows(&export);
+    assert!(!from_export.is_empty());
+    assert_eq!(from_export, rows(&fixture_store()));
+}
+
+/// `output_value` over every built-in output of the fixture, read through `store`.
+fn assert_output_values(store: &Path) {
     let builtins: Vec<(String, Value)> = golden_artifacts()
         .into_iter()
         .filter(|(_, a)| a["kind"] == "builtin")
         .collect();
     let ids: Vec<String> = builtins.iter().map(|(id, _)| format!("'{id}'")).collect();
-    let rows = rows_of(&read_output_on(
-        &artifacts_dir(),
-        &format!(
+    let output = runql()
+        .arg("--store")
+        .arg(store)
+        .arg("--artifact-root")
+        .arg(artifacts_dir())
+        .args(["--format", "json", "-c"])
+        .arg(format!(
             "SELECT output_id, output_value(output_id) AS v FROM (SELECT DISTINCT output_id FROM outputs WHERE output_id IN ({}))",
             ids.join(", ")
-        ),
-    ));
+        ))
+        .output()
+        .unwrap();
+    let rows = rows_of(&output);
     assert_eq!(rows.len(), builtins.len());
     for row in rows {
         let (_, artifact) = builtins
