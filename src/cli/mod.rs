@@ -402,9 +402,8 @@ async fn server_mirror(
     server: &crate::store::rest::ServerAddress,
 ) -> anyhow::Result<Option<PathBuf>> {
     let dir = crate::mirror::default_dir(server);
-    let synced = crate::mirror::last_sync(&dir)?;
     if args.info || args.offline {
-        if synced.is_none() {
+        if crate::mirror::last_sync(&dir)?.is_none() {
             if args.info {
                 println!("store: {server} (ZenML server)");
                 println!("mirror: {} (not filled yet)", dir.display());

@@ -256,3 +256,12 @@ pub fn json_rows(output: &Output, what: &str) -> Vec<Value> {
         .unwrap()
         .clone()
 }
+
+/// A TCP port on loopback that nothing listens on (for the servers the tests start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -149,14 +149,6 @@ fn make_certificates(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start() -> MariaDb {
     let base = std::env::temp_dir().join(format!("runql-mariadb-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -181,7 +173,7 @@ fn start() -> MariaDb {
         "mariadb-install-db: {}",
         String::from_utf8_lossy(&install.stderr)
     );
-    let port = free_port();
+    let port = crate::common::free_port();
     let socket = base.join("sock");
     let tls = make_certificates(&base.join("tls"));
     // The server dies with this test process: a watchdog shell waits for the process to end,

@@ -20,11 +20,17 @@ fn runql_on(server: &ZenServer, cache: &Path) -> std::process::Command {
 }
 
 fn rows_on(server: &ZenServer, cache: &Path, sql: &str) -> Vec<Value> {
+    rows_with(server, cache, &[], sql)
+}
+
+/// The rows of `sql` read through the server's mirror, with more of runql's flags.
+fn rows_with(server: &ZenServer, cache: &Path, flags: &[&str], sql: &str) -> Vec<Value> {
     let out = runql_on(server, cache)
+        .args(flags)
         .args(["--format", "json", "-c", sql])
         .output()
         .unwrap();
-    json_rows(&out, &format!("{} {sql}", server.version))
+    json_rows(&out, &format!("{} {flags:?} {sql}", server.version))
 }
 
 /// Columns the REST API does not give (see `store::rest::rows`), and JSON-text columns,
@@ -101,14 +107,7 @@ fn a_server_answers_as_its_store_file_does() {
         let server = shared(version);
         let cache = tempfile::tempdir().unwrap();
         let store = server.fixture.join("zenml.db");
-        for table in [
-            "pipelines",
-            "runs",
-            "steps",
-            "outputs",
-            "inputs",
-            "metadata",
-        ] {
+        for table in TABLES {
             let (select, json_columns) = comparable(table);
             let sql = format!("SELECT {select} FROM {table}");
             assert_same_rows(
@@ -159,22 +158,9 @@ fn a_server_answers_as_its_store_file_does() {
 
 /// Every table of two mirrors, compared row for row.
 fn assert_mirrors_equal(server: &ZenServer, a: &Path, b: &Path) {
-    for table in [
-        "pipelines",
-        "runs",
-        "steps",
-        "outputs",
-        "inputs",
-        "metadata",
-    ] {
+    for table in TABLES {
         let sql = format!("SELECT * FROM {table}");
-        let read = |cache: &Path| {
-            let out = runql_on(server, cache)
-                .args(["--offline", "--format", "json", "-c", &sql])
-                .output()
-                .unwrap();
-            json_rows(&out, &sql)
-        };
+        let read = |cache: &Path| rows_with(server, cache, &["--offline"], &sql);
         assert_same_rows(
             &format!("{table}: synced mirror, then a fresh read"),
             read(a),
@@ -265,11 +251,8 @@ fn a_sync_brings_new_changed_and_deleted_runs_exactly() {
     let late = "SELECT count(*) AS n FROM metadata WHERE key = 'late_metric'";
     server.log_run_metadata(&finished_run(&server, mirror.path()), "late_metric", 7);
     assert_eq!(count(&server, mirror.path(), late), 0);
-    let out = runql_on(&server, mirror.path())
-        .args(["--full-sync", "--format", "json", "-c", late])
-        .output()
-        .unwrap();
-    assert_eq!(json_rows(&out, "--full-sync")[0]["n"], 1);
+    let full = rows_with(&server, mirror.path(), &["--full-sync"], late);
+    assert_eq!(full[0]["n"], 1);
 }
 
 /// A finished fixture run still on the server.
@@ -361,17 +344,13 @@ fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
         before,
         "a failed sync changed the mirror"
     );
-    let offline = runql_on(&server, cache.path())
-        .args([
-            "--offline",
-            "--format",
-            "json",
-            "-c",
-            "SELECT count(*) AS n FROM runs",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(json_rows(&offline, "offline")[0]["n"], 7);
+    let offline = rows_with(
+        &server,
+        cache.path(),
+        &["--offline"],
+        "SELECT count(*) AS n FROM runs",
+    );
+    assert_eq!(offline[0]["n"], 7);
 }
 
 #[test]
@@ -507,11 +486,7 @@ impl Drop for NotZenml {
 }
 
 fn python_http_server(dir: &Path) -> NotZenml {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = std::process::Command::new("python3")
         .args([
             "-m",

@@ -147,14 +147,6 @@ pub fn venv_python(version: &str) -> PathBuf {
     python
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The test process's shared server of `version` (read only by the tests that use it).
 pub fn shared(version: &str) -> &'static ZenServer {
     static SERVERS: OnceLock<Mutex<Vec<&'static ZenServer>>> = OnceLock::new();
@@ -183,7 +175,7 @@ fn start(version: &str) -> ZenServer {
         .unwrap()
         .keep();
     std::fs::copy(fixture.join("zenml.db"), base.join("zenml.db")).unwrap();
-    let port = free_port();
+    let port = crate::common::free_port();
     // The server dies with this test process: the watchdog shell waits for the process
     // to end (or the server to die), then stops it and removes its folder.
     let script = format!(
