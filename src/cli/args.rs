@@ -33,13 +33,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE", global = true)]
     pub api_key_file: Option<PathBuf>,
 
-    /// For a ZenML server: answer from the local mirror as the last sync left it, without
-    /// asking the server
+    /// Answer from a local Parquet mirror of the store (SQLite or MySQL), brought up to date
+    /// first: only what changed is read (a ZenML server is always read through one)
+    #[arg(long, global = true)]
+    pub mirror: bool,
+
+    /// For a ZenML server or --mirror: answer from the local mirror as the last sync left
+    /// it, without asking the server or store
     #[arg(long, global = true, conflicts_with = "full_sync")]
     pub offline: bool,
 
-    /// For a ZenML server: read the whole server again instead of what changed (also tags
-    /// and metadata attached to runs after they finished, which a sync cannot see)
+    /// For a ZenML server or --mirror: read the whole store again instead of what changed
+    /// (also tags and metadata attached to runs after they finished, which a sync cannot see)
     #[arg(long, global = true)]
     pub full_sync: bool,
 

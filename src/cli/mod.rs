@@ -145,37 +145,135 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        if args.info {
-            println!("store: {}", store.describe());
-            if let crate::store::Backend::Mysql(db) = store.backend() {
-                println!("server: {}", db.server_version());
-            }
-            println!("zenml schema version: {}", store.version());
-            println!("mapping: {}", store.mapping().name);
-            let fit = match store.fit() {
-                crate::store::schema::Fit::Verified => "verified",
-                crate::store::schema::Fit::Untested => "untested",
-            };
-            println!("this release: {fit}");
-            return Ok(ExitCode::SUCCESS);
-        }
         // The demo's artifacts are where the demo was written, unless told otherwise.
         let root =
             crate::artifacts::ArtifactRoot::new(args.artifact_root.clone().or(demo_artifacts));
-        let push_down = if args.no_pushdown {
-            crate::tables::PushDown::Off
+        if args.mirror {
+            let dir = crate::mirror::local::default_dir(&store);
+            if args.info {
+                print_store_info(&store);
+                print_local_mirror_info(&dir)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let manifest = store_mirror(&args, &store, &dir, &root).await?;
+            let (ctx, _) = crate::export_session(&dir, root).await?;
+            let name = format!("{} (mirror of {})", store.describe(), manifest.exported_at);
+            (ctx, None, name, Some(manifest))
         } else {
-            crate::tables::PushDown::On
-        };
-        let name = store.describe();
-        (
-            crate::session_with(Arc::clone(&store), root, push_down)?,
-            Some(store),
-            name,
-            None,
-        )
+            if args.info {
+                print_store_info(&store);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let push_down = if args.no_pushdown {
+                crate::tables::PushDown::Off
+            } else {
+                crate::tables::PushDown::On
+            };
+            let name = store.describe();
+            (
+                crate::session_with(Arc::clone(&store), root, push_down)?,
+                Some(store),
+                name,
+                None,
+            )
+        }
     };
+    run_with(
+        args,
+        scripts,
+        options,
+        ctx,
+        store,
+        store_name,
+        mirror_manifest,
+        location,
+    )
+    .await
+}
 
+/// `--info` of a store read live.
+fn print_store_info(store: &ZenStore) {
+    println!("store: {}", store.describe());
+    if let crate::store::Backend::Mysql(db) = store.backend() {
+        println!("server: {}", db.server_version());
+    }
+    println!("zenml schema version: {}", store.version());
+    println!("mapping: {}", store.mapping().name);
+    let fit = match store.fit() {
+        crate::store::schema::Fit::Verified => "verified",
+        crate::store::schema::Fit::Untested => "untested",
+    };
+    println!("this release: {fit}");
+}
+
+/// `--mirror`: brings the store's mirror up to date (unless `--offline`) and says what it
+/// holds.
+async fn store_mirror(
+    args: &Args,
+    store: &Arc<ZenStore>,
+    dir: &std::path::Path,
+    root: &crate::artifacts::ArtifactRoot,
+) -> anyhow::Result<crate::export::Manifest> {
+    if args.offline {
+        return crate::mirror::last_sync(dir)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no mirror of {} in {} yet: run once without --offline to fill it",
+                store.describe(),
+                dir.display()
+            )
+        });
+    }
+    let how = if args.full_sync {
+        crate::mirror::Sync::Full
+    } else {
+        crate::mirror::Sync::Changes
+    };
+    let ctx = crate::session(Arc::clone(store), root.clone())?;
+    crate::mirror::local::sync(store, &ctx, dir, how)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bring the mirror up to date: {}", exec::one_line(&e)))
+}
+
+/// `--info --mirror`: where the mirror is and what it holds, as the last sync left it.
+fn print_local_mirror_info(dir: &std::path::Path) -> anyhow::Result<()> {
+    match crate::mirror::last_sync(dir)? {
+        None => println!("mirror: {} (not filled yet)", dir.display()),
+        Some(manifest) => {
+            println!("mirror: {}", dir.display());
+            print_mirror_state(&manifest);
+        }
+    }
+    Ok(())
+}
+
+/// When a mirror was last brought up to date and what it holds.
+fn print_mirror_state(manifest: &crate::export::Manifest) {
+    println!("last brought up to date: {}", manifest.exported_at);
+    let rows = crate::mirror::table_rows(manifest);
+    let counts: Vec<String> = crate::tables::TABLES
+        .iter()
+        .filter_map(|t| rows.get(t.name).map(|n| format!("{n} {}", t.name)))
+        .collect();
+    println!("holds: {}", counts.join(", "));
+    println!(
+        "change sets: {} (the rows of {} runs appended since the tables were last written whole)",
+        manifest.changes.len(),
+        manifest.changes.iter().map(|c| c.runs.len()).sum::<usize>()
+    );
+}
+
+/// Runs what the arguments ask on a session: an export, a report, the REPL or scripts.
+#[allow(clippy::too_many_arguments)]
+async fn run_with(
+    args: Args,
+    scripts: Vec<Script>,
+    options: PrintOptions,
+    ctx: datafusion::prelude::SessionContext,
+    store: Option<Arc<ZenStore>>,
+    store_name: String,
+    mirror_manifest: Option<crate::export::Manifest>,
+    location: Location,
+) -> anyhow::Result<ExitCode> {
     if let Some(Subcommands::Export {
         to,
         tables,
@@ -187,7 +285,7 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         // an export folder is already an export.
         let source = match (&store, &location, &mirror_manifest) {
             (Some(store), _, _) => crate::export::Source::of(store),
-            (None, Location::Server(_), Some(m)) => crate::export::Source {
+            (None, _, Some(m)) => crate::export::Source {
                 store: m.store.clone(),
                 zenml_version: m.zenml_version.clone(),
             },
@@ -198,6 +296,8 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             tables: tables.clone(),
             since: since.clone(),
             partition_by: *partition_by,
+            change_sets: false,
+            source_mark: None,
         };
         return run_export(&ctx, &source, &export, options).await;
     }
@@ -456,13 +556,7 @@ fn print_mirror_info(
     println!("store: {server} (ZenML server)");
     println!("server release: ZenML {}", manifest.zenml_version);
     println!("mirror: {}", dir.display());
-    println!("last brought up to date: {}", manifest.exported_at);
-    let rows = crate::mirror::table_rows(manifest);
-    let counts: Vec<String> = crate::tables::TABLES
-        .iter()
-        .filter_map(|t| rows.get(t.name).map(|n| format!("{n} {}", t.name)))
-        .collect();
-    println!("holds: {}", counts.join(", "));
+    print_mirror_state(manifest);
 }
 
 /// The store to open and, for the demo, the folder its artifacts were written to.

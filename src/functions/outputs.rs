@@ -5,7 +5,7 @@
 //! function giving a built-in value as JSON text, so one query can follow a metric across
 //! runs; it reads each distinct output once per session, the files of a batch in parallel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray};
@@ -54,8 +54,23 @@ pub struct ExportOutputs {
 impl ExportOutputs {
     pub fn new(export_dir: &std::path::Path) -> Self {
         Self {
-            dir: export_dir.join("outputs"),
+            dir: export_dir.to_path_buf(),
         }
+    }
+
+    /// The folders of `outputs` rows as the export reads now, newest first, each with the
+    /// runs whose rows in it later change sets replaced (see `export::ChangeSet`).
+    fn parts(&self) -> Result<Vec<(std::path::PathBuf, HashSet<String>)>> {
+        let manifest = crate::export::read_manifest(&self.dir)?;
+        let changes = manifest.map(|m| m.changes).unwrap_or_default();
+        let mut parts = Vec::with_capacity(changes.len() + 1);
+        let mut replaced: HashSet<String> = HashSet::new();
+        for change in changes.iter().rev() {
+            parts.push((self.dir.join(&change.dir).join("outputs"), replaced.clone()));
+            replaced.extend(change.runs.iter().cloned());
+        }
+        parts.push((self.dir.join("outputs"), replaced));
+        Ok(parts)
     }
 }
 
@@ -98,9 +113,15 @@ impl OutputIndex for ExportOutputs {
         }
         let mut found: HashMap<&str, OutputFiles> = HashMap::new();
         let mut files = Vec::new();
-        parquet_files(&self.dir, &mut files)?;
-        let columns = ["output_id", "uri", "materializer", "data_type"];
-        for file in files {
+        for (dir, replaced) in self.parts()? {
+            let mut in_part = Vec::new();
+            if dir.is_dir() {
+                parquet_files(&dir, &mut in_part)?;
+            }
+            files.extend(in_part.into_iter().map(|f| (f, replaced.clone())));
+        }
+        let columns = ["output_id", "run_id", "uri", "materializer", "data_type"];
+        for (file, replaced) in files {
             let builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file)?)?;
             let schema = builder.parquet_schema();
             let leaves: Vec<usize> = columns
@@ -124,8 +145,9 @@ impl OutputIndex for ExportOutputs {
                         .expect("cast to Utf8")
                         .clone())
                 };
-                let (output_ids, uris, materializers, data_types) = (
+                let (output_ids, run_ids, uris, materializers, data_types) = (
                     column("output_id")?,
+                    column("run_id")?,
                     column("uri")?,
                     column("materializer")?,
                     column("data_type")?,
@@ -138,7 +160,10 @@ impl OutputIndex for ExportOutputs {
                     }
                 };
                 for row in 0..output_ids.len() {
-                    if !output_ids.is_valid(row) {
+                    // A row a later change set replaced is not the output as it is now.
+                    if !output_ids.is_valid(row)
+                        || (run_ids.is_valid(row) && replaced.contains(run_ids.value(row)))
+                    {
                         continue;
                     }
                     if let Some(asked) = wanted_ids.get(output_ids.value(row)) {

@@ -15,6 +15,8 @@
 //! (run counts, positions, whether a run was all cached); `runs.run_rindex` and
 //! `steps.step_rindex` are computed when the folder is read (see `export::register_tables`).
 
+pub mod local;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +30,8 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::export::{
-    FINISHED, Manifest, Selection, id_list, read_manifest, register_tables, remove_stale_staging,
-    strings, table_query, write_folder, write_manifest,
+    FINISHED, Manifest, Selection, append_changes, id_list, read_manifest, register_tables,
+    remove_stale_staging, strings, table_query, write_folder, write_manifest,
 };
 use crate::store::rest::{RestClient, ServerAddress, rows};
 use crate::tables::TABLES;
@@ -65,9 +67,21 @@ pub struct Progress<'a> {
     pub total: u64,
 }
 
-/// The folder a server's mirror lives in: `$RUNQL_CACHE_DIR/mirrors/<host>_<port>`, with
-/// `RUNQL_CACHE_DIR` defaulting to `$XDG_CACHE_HOME/runql`, then `~/.cache/runql`.
+/// The folder a server's mirror lives in: `<cache>/mirrors/<host>_<port>`.
 pub fn default_dir(server: &ServerAddress) -> PathBuf {
+    // A path below the host keeps two servers on one host apart.
+    let mut name = server.host_port();
+    let url = server.to_string();
+    if let Some(path) = url.splitn(4, '/').nth(3).filter(|p| !p.is_empty()) {
+        name.push('_');
+        name.push_str(&path.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    }
+    mirrors_dir().join(name)
+}
+
+/// Where mirrors live: `$RUNQL_CACHE_DIR/mirrors`, with `RUNQL_CACHE_DIR` defaulting to
+/// `$XDG_CACHE_HOME/runql`, then `~/.cache/runql`.
+fn mirrors_dir() -> PathBuf {
     let base = std::env::var_os("RUNQL_CACHE_DIR")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
@@ -82,14 +96,7 @@ pub fn default_dir(server: &ServerAddress) -> PathBuf {
                 .map(|h| PathBuf::from(h).join(".cache").join("runql"))
         })
         .unwrap_or_else(|| std::env::temp_dir().join("runql"));
-    // A path below the host keeps two servers on one host apart.
-    let mut name = server.host_port();
-    let url = server.to_string();
-    if let Some(path) = url.splitn(4, '/').nth(3).filter(|p| !p.is_empty()) {
-        name.push('_');
-        name.push_str(&path.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-    }
-    base.join("mirrors").join(name)
+    base.join("mirrors")
 }
 
 /// The mirror's manifest, if it has one (for `--info` and `--offline`).
@@ -688,19 +695,49 @@ pub async fn sync(
             total: 0,
         })
     };
-    let zenml_version = info.version.clone();
-    write_folder(&ctx, dir, &tables, None, &rows, &mut writing, |summaries| {
-        Manifest {
-            runql_version: env!("CARGO_PKG_VERSION").to_string(),
-            store: server.clone(),
-            zenml_version,
-            exported_at: chrono::Utc::now().to_rfc3339(),
-            since: None,
-            partition_by: None,
-            watermark,
-            runs_read,
-            tables: summaries,
+    let made = Manifest {
+        runql_version: env!("CARGO_PKG_VERSION").to_string(),
+        store: server.clone(),
+        zenml_version: info.version.clone(),
+        exported_at: chrono::Utc::now().to_rfc3339(),
+        since: None,
+        partition_by: None,
+        watermark,
+        runs_read,
+        tables: Vec::new(),
+        changes: Vec::new(),
+        source_mark: None,
+    };
+    // Changed runs are appended as a change set; a deleted run renumbers the runs after it
+    // (before 0.93 the mirror numbers them), so then every table is written again.
+    if let (Some(previous), Selection::Listed { runs, resources }) = (&previous, &selection)
+        && deleted.is_empty()
+    {
+        let fresh = |table: &str| match table {
+            "runs" => "__numbered_runs".to_string(),
+            other => other.to_string(),
+        };
+        let appended = append_changes(
+            &ctx,
+            dir,
+            previous,
+            &tables,
+            (runs, resources),
+            &fresh,
+            &mut writing,
+            |tables, changes| Manifest {
+                tables,
+                changes,
+                ..made.clone()
+            },
+        )
+        .await?;
+        if let Some(manifest) = appended {
+            return Ok(manifest);
         }
+    }
+    write_folder(&ctx, dir, &tables, None, &rows, &mut writing, |tables| {
+        Manifest { tables, ..made }
     })
     .await
 }

@@ -152,6 +152,15 @@ impl ZenStore {
     pub fn mapping(&self) -> &'static SchemaMapping {
         self.mapping
     }
+
+    /// A mark that changes whenever a write is committed to the store, where one is that
+    /// cheap to read; `None`: only the store's rows can say what changed.
+    pub fn change_mark(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Sqlite(file) => file.change_mark(),
+            Backend::Mysql(_) => None,
+        }
+    }
 }
 
 impl SqliteFile {
@@ -163,6 +172,31 @@ impl SqliteFile {
             Some(conn) => Ok(conn),
             None => open_read_only(&self.path),
         }
+    }
+
+    /// SQLite's file header counts the write transactions committed to the file (in
+    /// rollback-journal mode, which ZenML uses; a WAL database's commits leave the header as
+    /// it was, so it has no mark). A journal beside the file means a write is under way or
+    /// was interrupted: no mark either.
+    fn change_mark(&self) -> Option<String> {
+        use std::io::Read;
+        let mut journal = self.path.clone().into_os_string();
+        journal.push("-journal");
+        if Path::new(&journal).exists() {
+            return None;
+        }
+        let mut header = [0u8; 100];
+        std::fs::File::open(&self.path)
+            .ok()?
+            .read_exact(&mut header)
+            .ok()?;
+        // Bytes 18 and 19: the file format's write and read versions, 1 for rollback journal.
+        if header[18] != 1 || header[19] != 1 {
+            return None;
+        }
+        let counter = u32::from_be_bytes(header[24..28].try_into().ok()?);
+        let pages = u32::from_be_bytes(header[28..32].try_into().ok()?);
+        Some(format!("sqlite change counter {counter}, {pages} pages"))
     }
 
     /// Hands back a connection whose statements all ended (no read transaction is open), for

@@ -9,6 +9,7 @@ mod cli;
 mod differential;
 mod export;
 mod golden;
+mod mirror;
 mod mysql;
 mod outputs;
 mod pushdown;
