@@ -1,13 +1,18 @@
 """runql's benchmark: fixed questions on a grown ZenML store, runql one-shot against the
 sqlite3 CLI running equivalent hand-written SQL on the raw ZenML schema of the same file.
 
-usage: python3 bench/bench.py [--runs 100000] [--reps 5]
+usage: python3 bench/bench.py [--runs 100000] [--reps 5] [--mirror] [--zenml-python PY]
 
 Grows the fixture store to --runs runs once (bench/grow_store.py; cached under
 ~/.cache/runql/bench), then for each question alternates runql and sqlite3 --reps times and
 prints the medians and their ratio (runql / sqlite3: below 1.0 means runql is faster), plus
 runql's cold start on the demo store and the peak RSS of each runql process.
 Build first: cargo build --release (the binary is taken from $CARGO_TARGET_DIR or target/).
+
+--mirror times runql reading through its local mirror of the store (`runql --mirror`, filled
+once, timed) against the same sqlite3 queries; with --zenml-python (a python with ZenML
+0.98) it also times the mirror's catch-up after one new run, made by real ZenML in a copy of
+the store.
 """
 
 import argparse
@@ -153,6 +158,29 @@ def zenml_client(args, runql, store, cache):
           f"about {estimate:.0f} s for all (runql {ours_rate * 1000:.0f} ms, {estimate / ours_rate:.0f}x)")
 
 
+def catch_up(args, runql, store, cache):
+    """The mirror's catch-up after one new run, made by real ZenML in a copy of the store."""
+    import shutil
+
+    live = cache / f"zenml-{args.runs}-live.db"
+    if not live.exists():
+        shutil.copyfile(store, live)
+    timed([runql, "--store", str(live), "--mirror", "-c", "SELECT 1"])
+    config = cache / f"zenml-config-live-{args.runs}"
+    env = dict(os.environ, ZENML_STORE_URL=f"sqlite:///{live}", ZENML_CONFIG_PATH=str(config),
+               ZENML_ANALYTICS_OPT_IN="false", ZENML_LOGGING_VERBOSITY="ERROR")
+    times = []
+    for _ in range(args.reps):
+        out = subprocess.run([args.zenml_python, str(ROOT / "tests/fixtures/server_pipeline.py"), "1"],
+                             env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"ZenML could not run a pipeline: {out.stderr[-500:]}")
+        times.append(timed([runql, "--store", str(live), "--mirror", "-c", "SELECT count(*) FROM runs"]))
+    t = statistics.median(x[0] for x in times)
+    rss = max(x[1] for x in times)
+    print(f"catch-up after one new run (sync + count(*)): {t * 1000:.0f} ms median of {len(times)}, peak RSS {rss / 1024:.0f} MB")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100_000)
@@ -162,6 +190,7 @@ def main():
         default=os.environ.get("RUNQL_ZENML_PYTHON"),
         help="a python with ZenML installed: also time ZenML's Client on two questions",
     )
+    parser.add_argument("--mirror", action="store_true", help="runql reads through --mirror")
     args = parser.parse_args()
     runql = runql_binary()
     cache = Path.home() / ".cache/runql/bench"
@@ -171,12 +200,18 @@ def main():
         print(f"growing the fixture store to {args.runs} runs ...", file=sys.stderr)
         subprocess.run([sys.executable, str(ROOT / "bench/grow_store.py"), str(FIXTURE), str(store), str(args.runs)], check=True)
     print(f"store: {store} ({store.stat().st_size / 1e6:.0f} MB, {args.runs} runs); {args.reps} repetitions, medians")
+    flags = []
+    if args.mirror:
+        os.environ["RUNQL_CACHE_DIR"] = str(cache / "runql-cache")
+        flags = ["--mirror"]
+        t, m = timed([runql, "--store", str(store), "--mirror", "-c", "SELECT 1"])
+        print(f"mirror filled (or found up to date) in {t:.1f} s, peak RSS {m / 1024:.0f} MB")
     print(f"{'question':<42} {'runql ms':>9} {'sqlite3 ms':>10} {'ratio':>6} {'runql RSS MB':>12}")
     peak = 0
     for name, ours, raw in QUESTIONS:
         a, b, rss = [], [], []
         for _ in range(args.reps):
-            t, m = timed([runql, "--store", str(store), "--format", "csv", "-c", ours])
+            t, m = timed([runql, "--store", str(store), *flags, "--format", "csv", "-c", ours])
             a.append(t)
             rss.append(m)
             t, _ = timed(["sqlite3", "-readonly", "-csv", str(store), raw])
@@ -186,6 +221,12 @@ def main():
         print(f"{name:<42} {ma * 1000:>9.1f} {mb * 1000:>10.1f} {ma / mb:>6.2f} {max(rss) / 1024:>12.1f}")
     cold = [timed([runql, "--demo", "-c", "SELECT 1"])[0] for _ in range(max(args.reps, 5))]
     print(f"cold start, runql --demo -c 'SELECT 1': {statistics.median(cold) * 1000:.1f} ms")
+    if args.mirror:
+        up = [timed([runql, "--store", str(store), "--mirror", "-c", "SELECT 1"])[0] for _ in range(max(args.reps, 5))]
+        print(f"runql --mirror -c 'SELECT 1', store unchanged: {statistics.median(up) * 1000:.1f} ms")
+        if args.zenml_python:
+            catch_up(args, runql, store, cache)
+        return
     if args.zenml_python:
         zenml_client(args, runql, store, cache)
     full = [timed([runql, "--store", str(store), "--format", "csv", "-c", "SELECT * FROM steps"]) for _ in range(1)]

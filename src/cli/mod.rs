@@ -98,6 +98,7 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
+    let mut refresh = None;
     let (ctx, store, store_name, mirror_manifest) = if let Some(path) = export_dir {
         let root = crate::artifacts::ArtifactRoot::new(
             args.artifact_root.clone().or(demo_artifacts.clone()),
@@ -156,6 +157,9 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let manifest = store_mirror(&args, &store, &dir, &root).await?;
+            if !args.offline {
+                refresh = Some(refresh_mirror(&store, &dir, &root, &manifest));
+            }
             let (ctx, _) = crate::export_session(&dir, root).await?;
             let name = format!("{} (mirror of {})", store.describe(), manifest.exported_at);
             (ctx, None, name, Some(manifest))
@@ -178,17 +182,27 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    run_with(
-        args,
-        scripts,
-        options,
+    let session = Session {
         ctx,
         store,
         store_name,
         mirror_manifest,
-        location,
-    )
-    .await
+        refresh,
+    };
+    run_with(args, scripts, options, session, location).await
+}
+
+/// What statements run on: the DataFusion session and where its tables come from.
+struct Session {
+    ctx: datafusion::prelude::SessionContext,
+    /// The store read live, if it is.
+    store: Option<Arc<ZenStore>>,
+    /// Where the tables come from, as `\store` shows it.
+    store_name: String,
+    /// The manifest of the mirror read, if a mirror is.
+    mirror_manifest: Option<crate::export::Manifest>,
+    /// How a `--mirror` session is brought up to date before each statement.
+    refresh: Option<shell::Refresh>,
 }
 
 /// `--info` of a store read live.
@@ -228,10 +242,49 @@ async fn store_mirror(
     } else {
         crate::mirror::Sync::Changes
     };
-    let ctx = crate::session(Arc::clone(store), root.clone())?;
-    crate::mirror::local::sync(store, &ctx, dir, how)
+    crate::mirror::local::sync(store, dir, how, root)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bring the mirror up to date: {}", exec::one_line(&e)))
+}
+
+/// Before each statement of a REPL or script on `--mirror`: the mirror brought up to date
+/// and, when it changed, its tables registered again in the session.
+fn refresh_mirror(
+    store: &Arc<ZenStore>,
+    dir: &std::path::Path,
+    root: &crate::artifacts::ArtifactRoot,
+    synced: &crate::export::Manifest,
+) -> shell::Refresh {
+    let (store, dir, root) = (Arc::clone(store), dir.to_path_buf(), root.clone());
+    let last = Arc::new(std::sync::Mutex::new(synced.exported_at.clone()));
+    Box::new(move |ctx| {
+        let (store, dir, root, last) = (
+            Arc::clone(&store),
+            dir.clone(),
+            root.clone(),
+            Arc::clone(&last),
+        );
+        Box::pin(async move {
+            let failed = |e: datafusion::error::DataFusionError| {
+                format!("cannot bring the mirror up to date: {}", exec::one_line(&e))
+            };
+            let now = crate::mirror::local::sync(&store, &dir, crate::mirror::Sync::Changes, &root)
+                .await
+                .map_err(failed)?;
+            let changed = {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                let changed = *last != now.exported_at;
+                *last = now.exported_at.clone();
+                changed
+            };
+            if changed {
+                crate::export::reregister_export(&ctx, &dir)
+                    .await
+                    .map_err(failed)?;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// `--info --mirror`: where the mirror is and what it holds, as the last sync left it.
@@ -263,17 +316,20 @@ fn print_mirror_state(manifest: &crate::export::Manifest) {
 }
 
 /// Runs what the arguments ask on a session: an export, a report, the REPL or scripts.
-#[allow(clippy::too_many_arguments)]
 async fn run_with(
     args: Args,
     scripts: Vec<Script>,
     options: PrintOptions,
-    ctx: datafusion::prelude::SessionContext,
-    store: Option<Arc<ZenStore>>,
-    store_name: String,
-    mirror_manifest: Option<crate::export::Manifest>,
+    session: Session,
     location: Location,
 ) -> anyhow::Result<ExitCode> {
+    let Session {
+        ctx,
+        store,
+        store_name,
+        mirror_manifest,
+        refresh,
+    } = session;
     if let Some(Subcommands::Export {
         to,
         tables,
@@ -321,6 +377,9 @@ async fn run_with(
         );
         if args.timing {
             shell.set_timing(Some(command::Timing::Detail));
+        }
+        if let Some(refresh) = refresh {
+            shell.set_refresh(refresh);
         }
         repl::Repl::new(shell, history).run().await?;
         return Ok(ExitCode::SUCCESS);

@@ -64,8 +64,15 @@ impl From<ExecError> for PieceError {
     }
 }
 
+/// Brings what a session reads up to date before a statement (a mirror's sync), in place.
+pub type Refresh =
+    Box<dyn FnMut(SessionContext) -> futures::future::LocalBoxFuture<'static, Result<(), String>>>;
+
 pub struct Shell {
     ctx: SessionContext,
+    /// Run before each statement, when the session reads a mirror that can be brought up to
+    /// date.
+    refresh: Option<Refresh>,
     /// None for an export folder.
     store: Option<Arc<ZenStore>>,
     /// Where the store is, as `\store` shows it (never a password).
@@ -94,6 +101,7 @@ impl Shell {
     ) -> Self {
         Self {
             ctx,
+            refresh: None,
             store,
             store_name,
             options,
@@ -141,6 +149,11 @@ impl Shell {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// Brings the session up to date with `refresh` before each statement.
+    pub fn set_refresh(&mut self, refresh: Refresh) {
+        self.refresh = Some(refresh);
     }
 
     /// `\timing`: None toggles; `--timing` is `Some(Timing::Detail)`.
@@ -198,6 +211,11 @@ impl Shell {
             }
         };
         let ctx = self.ctx.clone();
+        if let Some(refresh) = &mut self.refresh {
+            refresh(ctx.clone())
+                .await
+                .map_err(|e| PieceError::Message(e, None))?;
+        }
         let result = match &mut self.output {
             Some((_, file)) => {
                 let run = run_sql(&ctx, sql, file, options, &mut report);

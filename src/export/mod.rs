@@ -869,6 +869,34 @@ pub async fn register_export(ctx: &SessionContext, dir: &Path) -> Result<Manifes
     Ok(manifest)
 }
 
+/// Registers the export in `dir` again in `ctx`, as it is now (a mirror brought up to date
+/// while a session reads it): its tables are replaced, the rest of the session stays.
+pub async fn reregister_export(ctx: &SessionContext, dir: &Path) -> Result<Manifest> {
+    let manifest = read_manifest(dir)?.ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "{} has no {MANIFEST}: not a runql export",
+            dir.display()
+        ))
+    })?;
+    let mut gone: Vec<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+    if let Some(schema) = ctx
+        .catalog(&ctx.state().config().options().catalog.default_catalog)
+        .and_then(|c| c.schema(&ctx.state().config().options().catalog.default_schema))
+    {
+        gone.extend(
+            schema
+                .table_names()
+                .into_iter()
+                .filter(|t| t.starts_with("__files_")),
+        );
+    }
+    for table in gone {
+        ctx.deregister_table(table.as_str())?;
+    }
+    register_tables(ctx, dir, &manifest, "").await?;
+    Ok(manifest)
+}
+
 /// Columns computed when an export is read rather than stored: positions counted from the
 /// end depend on rows other than their own (a new run makes every earlier run of its
 /// pipeline one further from the end), and an incremental export keeps the rows of runs

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::error::Result;
-use datafusion::prelude::SessionContext;
 
 use super::{Sync, create_private_dir, mirrors_dir};
+use crate::artifacts::ArtifactRoot;
 use crate::export::{ExportOptions, Manifest, Source, export, read_manifest};
 use crate::store::ZenStore;
 
@@ -54,14 +54,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Brings the mirror in `dir` up to date with `store`, whose tables `ctx` holds, and says
-/// what it holds now. A sync changes nothing until it is complete (the export's atomic
-/// writer); one sync at a time per mirror.
+/// Brings the mirror in `dir` up to date with `store` and says what it holds now. A sync
+/// changes nothing until it is complete (the export's atomic writer); one sync at a time
+/// per mirror.
 pub async fn sync(
     store: &Arc<ZenStore>,
-    ctx: &SessionContext,
     dir: &Path,
     how: Sync,
+    artifact_root: &ArtifactRoot,
 ) -> Result<Manifest> {
     create_private_dir(dir)?;
     let lock = std::fs::File::create(dir.join(".lock"))?;
@@ -95,7 +95,8 @@ pub async fn sync(
         store: identity(store),
         zenml_version: store.version().to_string(),
     };
-    export(ctx, &source, &options, &mut |_| {}).await
+    let ctx = crate::session(Arc::clone(store), artifact_root.clone())?;
+    export(&ctx, &source, &options, &mut |_| {}).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@ usage: pty_session.py RUNQL_BINARY SCRIPT_JSON -- ARGS...
 
 SCRIPT_JSON is a list of steps: {"send": keys} types keys (\r is Enter, \t Tab, \x03
 Ctrl-C), {"expect": text} waits until the terminal shows text (ANSI colour codes removed),
-{"sleep": seconds} waits. Exits 0 when every step passed and runql exited 0; otherwise
+{"sleep": seconds} waits, {"write": {"db": path, "sql": statement}} commits a statement to a
+SQLite file (a store changing while the REPL runs). Exits 0 when every step passed and runql exited 0; otherwise
 prints what the terminal showed and exits 1.
 """
 
@@ -56,6 +57,13 @@ def main():
             os.write(fd, step["send"].encode())
         elif "sleep" in step:
             time.sleep(step["sleep"])
+        elif "write" in step:
+            import sqlite3
+
+            db = sqlite3.connect(step["write"]["db"])
+            db.execute(step["write"]["sql"])
+            db.commit()
+            db.close()
         elif "expect" in step:
             want = step["expect"].encode()
             deadline = time.time() + step.get("timeout", 20)

@@ -236,3 +236,51 @@ fn offline_and_info_read_the_mirror_as_it_is() {
     assert!(info.contains(&format!("{runs} runs")), "{info}");
     assert!(info.contains("change sets: 0"), "{info}");
 }
+
+/// In the REPL, the mirror is brought up to date before each statement.
+#[test]
+fn the_repl_sees_a_change_made_while_it_runs() {
+    let m = Mirrored::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/repl/pty_session.py");
+    let query = "SELECT status FROM runs WHERE run_name = 'first-custom';\r";
+    let steps = serde_json::json!([
+        {"expect": "runql> "},
+        {"send": query},
+        {"expect": "| completed |"},
+        {"expect": "runql> "},
+        // As when ZenML updates the run: its status and `updated` change.
+        {"write": {
+            "db": m.store.display().to_string(),
+            "sql": "UPDATE pipeline_run SET status = 'failed', updated = '2030-01-01 00:00:00.000000' \
+                    WHERE name = 'first-custom'"
+        }},
+        {"send": query},
+        {"expect": "| failed "},
+        {"expect": "runql> "},
+        {"send": "\\q\r"}
+    ]);
+    let out = runql_command_in_pty(&script, &steps, &m);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(m.manifest()["changes"].as_array().map_or(0, Vec::len), 1);
+}
+
+fn runql_command_in_pty(script: &Path, steps: &Value, m: &Mirrored) -> std::process::Output {
+    Command::new("python3")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_runql"))
+        .arg(steps.to_string())
+        .arg("--")
+        .arg("--store")
+        .arg(&m.store)
+        .arg("--mirror")
+        .arg("--no-history")
+        .env("RUNQL_CACHE_DIR", m.cache())
+        .env("HOME", m.dir.path())
+        .output()
+        .unwrap()
+}
