@@ -127,26 +127,14 @@ fn a_store_mirror_answers_as_the_store_after_real_runs_and_a_deletion() {
         "{listed:?} lacks {new_runs:?}"
     );
     // Their outputs are read from the change set.
-    let values = m.rows(
-        &format!(
-            "SELECT output_value(o.output_id) AS v FROM outputs o \
-             WHERE o.run_id = '{}' AND o.output_name = 'output'",
-            new_runs[1]
-        ),
-        true,
+    let sql = format!(
+        "SELECT output_value(o.output_id) AS v FROM outputs o \
+         WHERE o.run_id = '{}' AND o.output_name = 'output'",
+        new_runs[1]
     );
+    let values = m.rows(&sql, true);
     assert!(!values.is_empty(), "no outputs of the new run");
-    assert_eq!(values, {
-        let live = m.rows(
-            &format!(
-                "SELECT output_value(o.output_id) AS v FROM outputs o \
-                 WHERE o.run_id = '{}' AND o.output_name = 'output'",
-                new_runs[1]
-            ),
-            false,
-        );
-        live
-    });
+    assert_eq!(values, m.rows(&sql, false));
 
     // ZenML deletes a run: the mirror is written whole again, without it.
     m.zenml(&[
