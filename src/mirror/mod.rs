@@ -7,9 +7,12 @@
 //! running run's steps change while the run's own `updated` may not), the steps, outputs,
 //! inputs and metadata of those runs, and all pipelines. Runs deleted on the server are
 //! found exactly: when the server's run count differs from the mirror's, the server's run
-//! ids are listed and compared. The new folder replaces the old one atomically, so an
-//! interrupted sync (Ctrl-C, a dropped connection, a server error) leaves the previous
-//! mirror as it was. One sync at a time per mirror: a lock file serialises them.
+//! ids are listed and compared. The changed runs' rows are appended as a change set
+//! (`crate::export::ChangeSet`; the folder is written whole again after a deletion), and the
+//! manifest, renamed into place last, makes the sync visible, so an interrupted sync (Ctrl-C,
+//! a dropped connection, a server error) leaves the previous mirror as it was. One sync at a
+//! time per mirror: a lock file serialises them. `local` gives SQLite and MySQL stores the
+//! same mirror.
 //!
 //! Columns that depend on other rows are computed here in SQL over all the mirror's runs
 //! (run counts, positions, whether a run was all cached); `runs.run_rindex` and
