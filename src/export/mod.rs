@@ -257,18 +257,47 @@ pub(crate) async fn strings(ctx: &SessionContext, sql: &str) -> Result<Vec<Strin
 /// Lists the runs `changed` selects, the previous export's runs the store lost, and the
 /// steps and outputs of both.
 /// Whether any run was deleted is said too: then the folder is rewritten whole.
+///
+/// `known_runs` is how many runs the previous export holds, when it holds every run of the
+/// store it had (no `--since`): then deletions are counted before they are looked for, since
+/// the store's runs are the previous ones less the deleted plus the new.
 async fn select(
     ctx: &SessionContext,
     changed: &str,
     previous: &[String],
-) -> Result<(Selection, bool)> {
+    known_runs: Option<u64>,
+) -> Result<Selected> {
     if changed == ALL_RUNS && previous.is_empty() {
-        return Ok((Selection::All, false));
+        return Ok(Selected {
+            selection: Selection::All,
+            deleted: false,
+            changed: None,
+        });
     }
     let has = |t: &str| previous.iter().any(|p| p == t);
     let mut runs = strings(ctx, changed).await?;
+    let changed_ids = runs.clone();
     let mut deleted = false;
-    if has("runs") {
+    let maybe_deleted = match known_runs {
+        Some(known) if has("runs") => {
+            let held = if runs.is_empty() {
+                0
+            } else {
+                count(
+                    ctx,
+                    &format!(
+                        "SELECT count(*) FROM __prev_runs WHERE run_id IN ({})",
+                        id_list(&runs)
+                    ),
+                )
+                .await?
+            };
+            let new = runs.len() as u64 - held.min(runs.len() as u64);
+            count(ctx, "SELECT count(*) FROM runs").await? != known + new
+        }
+        _ => has("runs"),
+    };
+    if maybe_deleted {
         let gone = strings(
             ctx,
             "SELECT run_id FROM __prev_runs EXCEPT SELECT run_id FROM runs",
@@ -310,7 +339,20 @@ async fn select(
     }
     resources.sort();
     resources.dedup();
-    Ok((Selection::Listed { runs, resources }, deleted))
+    Ok(Selected {
+        selection: Selection::Listed { runs, resources },
+        deleted,
+        changed: (changed != ALL_RUNS).then_some(changed_ids),
+    })
+}
+
+/// What `select` found.
+struct Selected {
+    selection: Selection,
+    /// Whether a run the previous export holds is gone from the store.
+    deleted: bool,
+    /// The changed runs' ids, when only some runs are read.
+    changed: Option<Vec<String>>,
 }
 
 /// Writes the export; `progress` hears of each table as it starts.
@@ -360,15 +402,39 @@ pub async fn export(
         .clone()
         .or_else(|| previous.as_ref().and_then(|p| p.since.clone()));
     let changed = changed_runs(since.as_deref(), previous.as_ref());
-    let watermark = first_value(ctx, "SELECT CAST(max(updated) AS VARCHAR) FROM runs").await?;
-    let runs_read = first_value(
-        ctx,
-        &format!("SELECT CAST(count(*) AS VARCHAR) FROM ({changed})"),
-    )
-    .await?
-    .and_then(|n| n.parse().ok())
-    .unwrap_or(0);
-    let (selection, deleted) = select(ctx, &changed, &previous_tables).await?;
+    let known_runs = previous
+        .as_ref()
+        .filter(|p| p.since.is_none() && since.is_none())
+        .and_then(|p| p.tables.iter().find(|t| t.table == "runs"))
+        .map(|t| t.rows);
+    let Selected {
+        selection,
+        deleted,
+        changed: changed_ids,
+    } = select(ctx, &changed, &previous_tables, known_runs).await?;
+    // The newest `updated` is the previous one or among the changed runs (every run updated
+    // at or after the previous mark is one): no need to scan every run for it.
+    let (watermark, runs_read) = match (&changed_ids, &previous) {
+        (Some(ids), Some(previous)) => {
+            let newest = if ids.is_empty() {
+                None
+            } else {
+                first_value(
+                    ctx,
+                    &format!(
+                        "SELECT CAST(max(updated) AS VARCHAR) FROM runs WHERE run_id IN ({})",
+                        id_list(ids)
+                    ),
+                )
+                .await?
+            };
+            (later(newest, previous.watermark.clone()), ids.len() as u64)
+        }
+        _ => (
+            first_value(ctx, "SELECT CAST(max(updated) AS VARCHAR) FROM runs").await?,
+            count(ctx, &format!("SELECT count(*) FROM ({changed})")).await?,
+        ),
+    };
     let made = Manifest {
         runql_version: env!("CARGO_PKG_VERSION").to_string(),
         store: source.store.clone(),
@@ -648,6 +714,22 @@ async fn append_staged(
         totals,
         merged,
     }))
+}
+
+/// The later of two watermarks, as `CAST(timestamp AS VARCHAR)` writes them (RFC 3339; a
+/// whole second has no fraction, so they are compared as times, not text).
+fn later(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+            match (time(&a), time(&b)) {
+                (Some(x), Some(y)) if y > x => Some(b),
+                (Some(_), Some(_)) => Some(a),
+                _ => Some(a.max(b)),
+            }
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether two relations hold the same rows (compared as sets; for small tables).
@@ -1035,4 +1117,22 @@ fn kept(table: &str, later: &[ChangeSet]) -> Kept {
         .collect::<Vec<_>>()
         .join(", ");
     Kept::Where(format!("{column} IS NULL OR {column} NOT IN ({list})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::later;
+
+    #[test]
+    fn watermarks_compare_as_times() {
+        let mark = |s: &str| Some(s.to_string());
+        assert_eq!(
+            later(mark("2026-01-01T00:00:47Z"), mark("2026-01-01T00:00:47.5Z")),
+            mark("2026-01-01T00:00:47.5Z")
+        );
+        assert_eq!(
+            later(None, mark("2026-01-01T00:00:01Z")),
+            mark("2026-01-01T00:00:01Z")
+        );
+    }
 }
