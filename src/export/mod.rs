@@ -155,30 +155,35 @@ fn partition_column(table: &str, by: Option<PartitionBy>) -> Option<(&'static st
 /// Which runs an export reads from the store, as SQL over `runs` (and the previous export's
 /// tables, registered as `__prev_<table>`, when there is one).
 fn changed_runs(since: Option<&str>, previous: Option<&Manifest>) -> String {
-    let mut conditions = Vec::new();
-    if let Some(since) = since {
-        conditions.push(format!(
-            "created >= CAST('{}' AS TIMESTAMP)",
+    let since = since.map(|since| {
+        format!(
+            "r.created >= CAST('{}' AS TIMESTAMP)",
             since.replace('\'', "''")
-        ));
+        )
+    });
+    let Some(previous) = previous else {
+        return match since {
+            Some(since) => format!("SELECT r.run_id FROM runs r WHERE {since}"),
+            None => ALL_RUNS.to_string(),
+        };
+    };
+    // New runs, and runs the previous export saw unfinished (a running run's steps change
+    // without its own `updated` moving): the runs it does not hold finished. One join, so
+    // the store's runs are read once (a `NOT IN` beside an `OR` was evaluated row by row).
+    let mut changed = "p.run_id IS NULL".to_string();
+    if let Some(mark) = &previous.watermark {
+        changed = format!(
+            "({changed} OR r.updated >= CAST('{}' AS TIMESTAMP))",
+            mark.replace('\'', "''")
+        );
     }
-    if let Some(previous) = previous {
-        // New runs, and runs the previous export saw unfinished: a running run's steps
-        // change without its own `updated` moving.
-        let mut changed =
-            format!("run_id NOT IN (SELECT run_id FROM __prev_runs WHERE status IN ({FINISHED}))");
-        if let Some(mark) = &previous.watermark {
-            changed = format!(
-                "({changed} OR updated >= CAST('{}' AS TIMESTAMP))",
-                mark.replace('\'', "''")
-            );
-        }
-        conditions.push(changed);
-    }
-    if conditions.is_empty() {
-        return ALL_RUNS.to_string();
-    }
-    format!("SELECT run_id FROM runs WHERE {}", conditions.join(" AND "))
+    let conditions: Vec<String> = since.into_iter().chain([changed]).collect();
+    format!(
+        "SELECT r.run_id FROM runs r LEFT JOIN \
+         (SELECT run_id FROM __prev_runs WHERE status IN ({FINISHED})) p ON p.run_id = r.run_id \
+         WHERE {}",
+        conditions.join(" AND ")
+    )
 }
 
 /// Run statuses ZenML does not change again (a finished run's steps are final too).
@@ -587,9 +592,21 @@ async fn append_staged(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Option<Appended>> {
     use std::collections::BTreeSet;
-    let pipelines_same = !tables.contains(&"pipelines")
-        || same_rows(ctx, &fresh("pipelines"), "__prev_pipelines").await?;
-    if runs.is_empty() && pipelines_same {
+    // A store's pipelines count their runs over every run (a second or more on a large
+    // store): computed once, then compared and written from memory.
+    const PIPELINES: &str = "__fresh_pipelines_now";
+    if tables.contains(&"pipelines") {
+        let df = ctx
+            .sql(&format!("SELECT * FROM {}", fresh("pipelines")))
+            .await?;
+        let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        ctx.register_table(PIPELINES, std::sync::Arc::new(table))?;
+    }
+    if runs.is_empty()
+        && (!tables.contains(&"pipelines") || same_rows(ctx, PIPELINES, "__prev_pipelines").await?)
+    {
         return Ok(Some(Appended::Nothing));
     }
     // Too many change sets: this one carries the earlier ones' rows and replaces them.
@@ -634,10 +651,10 @@ async fn append_staged(
         }
     };
     let rows = |table: &str| {
-        let source = fresh(table);
         if table == "pipelines" {
-            return format!("SELECT * FROM {source}");
+            return format!("SELECT * FROM {PIPELINES}");
         }
+        let source = fresh(table);
         let mut sql = format!(
             "SELECT * FROM {source} WHERE {}",
             in_list(key(table), ids(table, false))

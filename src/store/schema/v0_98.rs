@@ -20,9 +20,6 @@ use super::{
 
 const STEP_CONFIG: &str = "COALESCE(scd.config, scs.config, s.step_configuration)";
 
-const FIRST_RUN_START: &str =
-    "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id)";
-
 pub static MAPPING: SchemaMapping = SchemaMapping {
     name: "pipeline_snapshot era with run index (ZenML 0.95+)",
     since: (0, 95, 0),
@@ -30,10 +27,18 @@ pub static MAPPING: SchemaMapping = SchemaMapping {
     tables: &[PIPELINES, RUNS, STEPS, OUTPUTS, INPUTS, METADATA],
 };
 
+/// Each pipeline's run count and first start, in one pass over the runs: as correlated
+/// subqueries (one per column, and again in the index's ordering) they walked every run
+/// three times (1.7 s at 100k runs).
 pub(super) const PIPELINES: TableSql = TableSql {
     table: "pipelines",
     from: "pipeline p",
-    joins: &[],
+    joins: &[JoinSql {
+        alias: "rs",
+        sql: "LEFT JOIN (SELECT pipeline_id, COUNT(*) AS n, MIN(start_time) AS first_start \
+              FROM pipeline_run GROUP BY pipeline_id) rs ON rs.pipeline_id = p.id",
+        needs: &[],
+    }],
     filter: None,
     missing: &[],
     overrides: &[],
@@ -42,20 +47,12 @@ pub(super) const PIPELINES: TableSql = TableSql {
         col("pipeline_id", "p.id"),
         col("pipeline_name", "p.name"),
         col("created", "p.created"),
-        col(
-            "run_count",
-            "(SELECT COUNT(*) FROM pipeline_run r WHERE r.pipeline_id = p.id)",
-        ),
-        col("first_run_start", FIRST_RUN_START),
+        joined("run_count", "COALESCE(rs.n, 0)", &["rs"]),
+        joined("first_run_start", "rs.first_start", &["rs"]),
         window(
             "pipeline_index",
-            concat!(
-                "ROW_NUMBER() OVER (ORDER BY ",
-                "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id) IS NULL, ",
-                "(SELECT MIN(r.start_time) FROM pipeline_run r WHERE r.pipeline_id = p.id), ",
-                "p.created, p.id) - 1"
-            ),
-            &[],
+            "ROW_NUMBER() OVER (ORDER BY rs.first_start IS NULL, rs.first_start, p.created, p.id) - 1",
+            &["rs"],
         ),
         col("description", "p.description"),
     ],
