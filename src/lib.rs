@@ -50,6 +50,18 @@ pub async fn export_session(
     artifact_root: ArtifactRoot,
 ) -> Result<(SessionContext, export::Manifest)> {
     let mut ctx = base_context();
+    // Filters are evaluated while Parquet is decoded, so the wide columns (configurations)
+    // are decoded only for the rows a filter or a TopK keeps.
+    let options = ctx.state().config().options().clone();
+    let mut parquet = options.execution.parquet.clone();
+    parquet.pushdown_filters = true;
+    parquet.reorder_filters = true;
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .parquet = parquet;
     functions::register_for_export(&mut ctx, dir, &artifact_root)?;
     let manifest = export::register_export(&ctx, dir).await?;
     Ok((ctx, manifest))

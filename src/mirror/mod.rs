@@ -15,8 +15,8 @@
 //! same mirror.
 //!
 //! Columns that depend on other rows are computed here in SQL over all the mirror's runs
-//! (run counts, positions, whether a run was all cached); `runs.run_rindex` and
-//! `steps.step_rindex` are computed when the folder is read (see `export::register_tables`).
+//! (run counts, positions, whether a run was all cached); `runs.run_rindex` is computed
+//! when the folder is read (see `export::register_tables`).
 
 pub mod local;
 
@@ -855,10 +855,13 @@ const FRESH_RUNS: &str = "SELECT r.run_id, r.run_name, r.pipeline_id, r.pipeline
      SUM(CASE WHEN status = 'cached' THEN 0 ELSE 1 END) AS not_cached \
      FROM __fresh_steps GROUP BY run_id) s ON s.run_id = r.run_id";
 
-/// Fresh steps of fresh runs (numbered as they arrived: in ZenML's order).
+/// Fresh steps of fresh runs (numbered as they arrived: in ZenML's order; every step of a
+/// fresh run is fresh, so its position from the end is counted here).
 const FRESH_STEPS: &str = "SELECT s.step_id, s.step_name, s.entrypoint, s.run_id, r.run_name, \
      r.pipeline_name, s.status, s.is_cached, s.original_step_id, s.start_time, s.end_time, \
-     s.duration_s, s.step_index, CAST(NULL AS BIGINT) AS step_rindex, s.parameters, s.config, s.cache_key, s.code_hash, \
+     s.duration_s, s.step_index, \
+     s.step_index - COUNT(*) OVER (PARTITION BY s.run_id) AS step_rindex, \
+     s.parameters, s.config, s.cache_key, s.code_hash, \
      s.docstring, s.source_code, s.exception \
      FROM __fresh_steps s JOIN __fresh_runs r ON r.run_id = s.run_id";
 
