@@ -474,11 +474,7 @@ pub async fn export(
             (runs, resources),
             &|table| table.to_string(),
             progress,
-            |tables, changes| Manifest {
-                tables,
-                changes,
-                ..made.clone()
-            },
+            &made,
         )
         .await?;
         if let Some(manifest) = appended {
@@ -519,7 +515,7 @@ pub(crate) async fn append_changes(
     listed: (&[String], &[String]),
     fresh: &dyn Fn(&str) -> String,
     progress: &mut dyn FnMut(&str),
-    manifest: impl FnOnce(Vec<TableSummary>, Vec<ChangeSet>) -> Manifest,
+    made: &Manifest,
 ) -> Result<Option<Manifest>> {
     let (runs, resources) = listed;
     let same_tables = previous.tables.len() == tables.len()
@@ -546,31 +542,32 @@ pub(crate) async fn append_changes(
             return Err(e);
         }
     };
-    let merged = match &written {
-        Appended::Nothing => {
-            let same = manifest(previous.tables.clone(), previous.changes.clone());
-            write_manifest(to, &staging, &same)?;
-            std::fs::remove_dir_all(&staging)?;
-            return Ok(Some(same));
+    // The change sets a merged one replaces go once the manifest no longer names them.
+    let (tables_now, changes, replaced) = match written {
+        Appended::Nothing => (previous.tables.clone(), previous.changes.clone(), &[][..]),
+        Appended::Set {
+            set,
+            totals,
+            merged,
+        } => {
+            let (mut changes, replaced) = if merged {
+                (Vec::new(), &previous.changes[..])
+            } else {
+                (previous.changes.clone(), &[][..])
+            };
+            changes.push(set);
+            (totals, changes, replaced)
         }
-        Appended::Set { merged, .. } => *merged,
     };
-    let Appended::Set { set, totals, .. } = written else {
-        unreachable!("handled above")
+    let new = Manifest {
+        tables: tables_now,
+        changes,
+        ..made.clone()
     };
-    let mut changes = if merged {
-        Vec::new()
-    } else {
-        previous.changes.clone()
-    };
-    changes.push(set);
-    let new = manifest(totals, changes);
     write_manifest(to, &staging, &new)?;
     std::fs::remove_dir_all(&staging)?;
-    if merged {
-        for old in &previous.changes {
-            std::fs::remove_dir_all(to.join(&old.dir))?;
-        }
+    for old in replaced {
+        std::fs::remove_dir_all(to.join(&old.dir))?;
     }
     Ok(Some(new))
 }
@@ -1139,23 +1136,24 @@ fn kept(table: &str, later: &[ChangeSet]) -> Kept {
             Kept::All
         };
     }
-    let (column, ids): (&str, Vec<&String>) = if table == "metadata" {
+    let (column, ids): (&str, Vec<String>) = if table == "metadata" {
         (
             "resource_id",
-            later.iter().flat_map(|c| &c.resources).collect(),
+            later.iter().flat_map(|c| c.resources.clone()).collect(),
         )
     } else {
-        ("run_id", later.iter().flat_map(|c| &c.runs).collect())
+        (
+            "run_id",
+            later.iter().flat_map(|c| c.runs.clone()).collect(),
+        )
     };
     if ids.is_empty() {
         return Kept::All;
     }
-    let list = ids
-        .iter()
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Kept::Where(format!("{column} IS NULL OR {column} NOT IN ({list})"))
+    Kept::Where(format!(
+        "{column} IS NULL OR {column} NOT IN ({})",
+        id_list(&ids)
+    ))
 }
 
 #[cfg(test)]

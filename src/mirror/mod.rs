@@ -728,11 +728,7 @@ pub async fn sync(
             (runs, resources),
             &fresh,
             &mut writing,
-            |tables, changes| Manifest {
-                tables,
-                changes,
-                ..made.clone()
-            },
+            &made,
         )
         .await?;
         if let Some(manifest) = appended {
