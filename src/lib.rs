@@ -11,8 +11,10 @@ pub mod error;
 pub mod export;
 pub mod functions;
 pub mod mirror;
+pub mod open;
 pub mod print_format;
 pub mod reports;
+pub mod server;
 pub mod store;
 pub mod tables;
 
@@ -71,6 +73,5 @@ fn base_context() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("runql", "zenml");
-    // `SELECT * FROM 'export/runs.parquet'` reads files by path, beside the store's tables.
-    SessionContext::new_with_config(config).enable_url_table()
+    SessionContext::new_with_config(config)
 }

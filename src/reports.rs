@@ -7,9 +7,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
-use datafusion::common::ScalarValue;
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 
 macro_rules! built_in {
@@ -61,7 +69,13 @@ impl Report {
 
     /// `$name` placeholders in the SQL text, for listings (the plan decides when running).
     pub fn parameters(&self) -> BTreeSet<String> {
-        let mut params = BTreeSet::new();
+        self.parameters_in_order().into_iter().collect()
+    }
+
+    /// The placeholders in the order they first appear in the SQL (comments aside): the
+    /// order a report called as a function takes its arguments in.
+    pub fn parameters_in_order(&self) -> Vec<String> {
+        let mut params: Vec<String> = Vec::new();
         let code: String = self
             .sql
             .lines()
@@ -78,8 +92,9 @@ impl Report {
                     .chars()
                     .next()
                     .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && !params.contains(&name)
                 {
-                    params.insert(name);
+                    params.push(name);
                 }
             }
         }
@@ -188,6 +203,171 @@ pub async fn plan(
     ctx.execute_logical_plan(plan)
         .await?
         .with_param_values(values)
+}
+
+/// A report as a set-returning function: `SELECT * FROM failure_rate('2026-01-01',
+/// '2027-01-01')` runs the report with its parameters given in the order they first appear
+/// in its SQL.
+#[derive(Debug, Clone)]
+pub struct ReportSignature {
+    pub name: String,
+    pub description: String,
+    /// Parameter names and the types their placeholders have in the plan, in call order.
+    pub parameters: Vec<(String, DataType)>,
+    pub columns: SchemaRef,
+}
+
+/// Registers every report (built-in, and those of `dir`) as a set-returning function of
+/// `ctx`, and says what each takes and gives. A report that does not plan on this store is
+/// left out, named in the error list.
+pub async fn register_functions(
+    ctx: &SessionContext,
+    dir: Option<&Path>,
+) -> Result<(Vec<ReportSignature>, Vec<String>)> {
+    let mut signatures = Vec::new();
+    let mut failed = Vec::new();
+    for report in all(dir)? {
+        let plan = match ctx.state().create_logical_plan(&report.sql).await {
+            Ok(p) => p,
+            Err(e) => {
+                failed.push(format!("{}: {}", report.name, crate::cli::exec::one_line(&e)));
+                continue;
+            }
+        };
+        let types = plan.get_parameter_types()?;
+        let parameters = report
+            .parameters_in_order()
+            .into_iter()
+            .map(|name| {
+                let dt = types
+                    .get(&format!("${name}"))
+                    .cloned()
+                    .flatten()
+                    .unwrap_or(DataType::Utf8);
+                (name, dt)
+            })
+            .collect();
+        let signature = ReportSignature {
+            name: report.name.clone(),
+            description: report.description().to_string(),
+            parameters,
+            columns: Arc::new(plan.schema().as_arrow().clone()),
+        };
+        ctx.register_udtf(
+            &report.name,
+            Arc::new(ReportFunction {
+                sql: report.sql.clone(),
+                signature: signature.clone(),
+            }),
+        );
+        signatures.push(signature);
+    }
+    Ok((signatures, failed))
+}
+
+#[derive(Debug)]
+struct ReportFunction {
+    sql: String,
+    signature: ReportSignature,
+}
+
+impl TableFunctionImpl for ReportFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let sig = &self.signature;
+        let exprs = args.exprs();
+        let usage = || {
+            let params: Vec<&str> = sig.parameters.iter().map(|(n, _)| n.as_str()).collect();
+            format!("{}({})", sig.name, params.join(", "))
+        };
+        if exprs.len() != sig.parameters.len() {
+            return Err(DataFusionError::Plan(format!(
+                "report {} takes {} argument(s): {}",
+                sig.name,
+                sig.parameters.len(),
+                usage()
+            )));
+        }
+        let mut values = HashMap::new();
+        for (expr, (name, data_type)) in exprs.iter().zip(&sig.parameters) {
+            let value = match expr {
+                Expr::Literal(v, _) => v.clone(),
+                Expr::Cast(c) => match c.expr.as_ref() {
+                    Expr::Literal(v, _) => v.cast_to(c.field.data_type())?,
+                    _ => return Err(not_constant(name, &usage())),
+                },
+                _ => return Err(not_constant(name, &usage())),
+            };
+            let value = if value.data_type() == *data_type || value.is_null() {
+                value
+            } else {
+                value.cast_to(data_type).map_err(|_| {
+                    DataFusionError::Plan(format!(
+                        "report {}: {name} = {value} is not a {data_type}",
+                        sig.name
+                    ))
+                })?
+            };
+            values.insert(name.clone(), value);
+        }
+        Ok(Arc::new(ReportTable {
+            sql: self.sql.clone(),
+            values,
+            columns: Arc::clone(&sig.columns),
+        }))
+    }
+}
+
+fn not_constant(name: &str, usage: &str) -> DataFusionError {
+    DataFusionError::Plan(format!(
+        "a report's arguments are constants: {name} in {usage}"
+    ))
+}
+
+/// One call of a report: planned when it is scanned, in the session that scans it, so it
+/// reads the tables as they are then.
+#[derive(Debug)]
+struct ReportTable {
+    sql: String,
+    values: HashMap<String, ScalarValue>,
+    columns: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for ReportTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.columns)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        session: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = session
+            .as_any()
+            .downcast_ref::<SessionState>()
+            .ok_or_else(|| DataFusionError::Internal("a report needs a SessionState".into()))?;
+        let plan = state
+            .create_logical_plan(&self.sql)
+            .await?
+            .with_param_values(ParamValues::from(self.values.clone()))?;
+        let mut df = DataFrame::new(state.clone(), plan);
+        if let Some(columns) = projection {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|i| self.columns.field(*i).name().clone())
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            df = df.select_columns(&names)?;
+        }
+        df.create_physical_plan().await
+    }
 }
 
 #[cfg(test)]

@@ -149,6 +149,66 @@ pub enum Subcommands {
         #[arg(long, value_enum)]
         partition_by: Option<crate::export::PartitionBy>,
     },
+    /// Serve the tables, reports and functions over the PostgreSQL wire protocol, read-only,
+    /// for psql, Grafana, Metabase and any PostgreSQL driver
+    Serve {
+        /// The address to listen on; without --users only a loopback address is allowed
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5433")]
+        listen: String,
+        /// Users who may connect, as `name:password` lines in FILE (readable by its owner
+        /// only); they log in with SCRAM-SHA-256. $RUNQL_SERVE_PASSWORD adds the user
+        /// $RUNQL_SERVE_USER (default: runql)
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+        /// A PEM certificate chain: with --tls-key, TLS is on and required
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM private key
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Connections served at once; the next one is refused with PostgreSQL's
+        /// "too many clients"
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        max_connections: u32,
+        /// The longest a statement may run (e.g. 30s, 5min; 0: no limit); a client may ask
+        /// for less with SET statement_timeout
+        #[arg(long, value_name = "TIME", default_value = "5min", value_parser = parse_duration)]
+        statement_timeout: std::time::Duration,
+        /// Memory one query may hold in sorts, joins and aggregates, in MiB; past it the query
+        /// fails, the server goes on
+        #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(16..))]
+        memory_limit_mib: u64,
+        /// For a mirror (a ZenML server, or --mirror): how old its last sync may be for a new
+        /// query (e.g. 10s); 0 waits for a sync that started after the query arrived
+        #[arg(long, value_name = "TIME", default_value = "0", value_parser = parse_duration)]
+        max_staleness: std::time::Duration,
+        /// After Ctrl-C or SIGTERM: how long running queries may finish before their
+        /// connections are closed
+        #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+        shutdown_grace: std::time::Duration,
+    },
+}
+
+/// `250ms`, `30s`, `5min`, `1h`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("{text:?} is not a time (e.g. 30s, 5min, 250ms)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "min" | "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (ms, s, min, h)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// SQL to run in one-shot mode, in the order given on the command line.

@@ -8,6 +8,7 @@ mod helper;
 mod progress;
 mod repl;
 pub mod script;
+mod serve;
 pub mod shell;
 
 use std::io::{IsTerminal, Read, Write};
@@ -24,6 +25,7 @@ use shell::{Shell, ShellError};
 use crate::print_format::PrintOptions;
 use crate::store::locate::Location;
 use crate::store::mysql::Password;
+use crate::open::{self, Target};
 use crate::store::{ZenStore, demo, locate};
 
 /// Exit status for a failed statement or store.
@@ -74,7 +76,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
-    let options = PrintOptions {
+    let options_print = PrintOptions {
         format: args.format,
         header: !args.no_header,
         max_rows: args.max_rows,
@@ -89,107 +91,84 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         return describe_reports(&args, name.as_deref(), *list);
     }
     let (location, demo_artifacts) = store_location(&args)?;
-    let export_dir = match &location {
-        Location::File(path) if crate::export::is_export(path) => Some(path.clone()),
-        Location::Server(server) => match server_mirror(&args, server).await? {
-            Some(dir) => Some(dir),
-            None => return Ok(ExitCode::SUCCESS),
-        },
-        _ => None,
-    };
-    // A `runql export` folder reads as the same tables; a ZenML store is opened read-only.
-    let mut refresh = None;
-    let (ctx, store, store_name, mirror_manifest) = if let Some(path) = export_dir {
-        let root = crate::artifacts::ArtifactRoot::new(
-            args.artifact_root.clone().or(demo_artifacts.clone()),
+    let target = Target::open(&location, args.mirror).await?;
+    if let Some(store) = target.store()
+        && store.fit() == crate::store::schema::Fit::Untested
+    {
+        eprintln!(
+            "warning: ZenML schema version {} is untested; reading it as the {} (verified: {})",
+            store.version(),
+            store.mapping().name,
+            crate::store::schema::supported_versions().join(", ")
         );
-        let (ctx, manifest) = crate::export_session(&path, root).await?;
-        if args.info {
-            if let Location::Server(server) = &location {
-                print_mirror_info(server, &path, &manifest);
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!("store: {} (runql export)", path.display());
-            println!(
-                "exported from: {} (zenml schema version {})",
-                manifest.store, manifest.zenml_version
-            );
-            println!("exported at: {}", manifest.exported_at);
-            return Ok(ExitCode::SUCCESS);
+    }
+    if args.grants {
+        let Some(crate::store::Backend::Mysql(db)) = target.store().map(|s| s.backend()) else {
+            anyhow::bail!("--grants is for MySQL stores: a SQLite store is a file to read");
+        };
+        let database = db.address().database.replace('`', "``");
+        for table in target.store().map(|s| s.mapping().tables_read()).unwrap_or_default() {
+            println!("GRANT SELECT ON `{database}`.`{table}` TO '<user>'@'<host>';");
         }
-        match &location {
-            Location::Server(server) => (
-                ctx,
-                None,
-                format!("{server} (mirror of {})", manifest.exported_at),
-                Some(manifest),
-            ),
-            _ => (ctx, None, path.display().to_string(), None),
-        }
-    } else {
-        let store = Arc::new(ZenStore::open_location(&location).await?);
-        if store.fit() == crate::store::schema::Fit::Untested {
-            eprintln!(
-                "warning: ZenML schema version {} is untested; reading it as the {} (verified: {})",
-                store.version(),
-                store.mapping().name,
-                crate::store::schema::supported_versions().join(", ")
-            );
-        }
-        if args.grants {
-            let crate::store::Backend::Mysql(db) = store.backend() else {
-                anyhow::bail!("--grants is for MySQL stores: a SQLite store is a file to read");
-            };
-            let database = db.address().database.replace('`', "``");
-            for table in store.mapping().tables_read() {
-                println!("GRANT SELECT ON `{database}`.`{table}` TO '<user>'@'<host>';");
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.info {
+        print_info(&target)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = open::Options {
         // The demo's artifacts are where the demo was written, unless told otherwise.
-        let root =
-            crate::artifacts::ArtifactRoot::new(args.artifact_root.clone().or(demo_artifacts));
-        if args.mirror {
-            let dir = crate::mirror::local::default_dir(&store);
-            if args.info {
-                print_store_info(&store);
-                print_local_mirror_info(&dir)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let manifest = store_mirror(&args, &store, &dir, &root).await?;
-            if !args.offline {
-                refresh = Some(refresh_mirror(&store, &dir, &root, &manifest));
-            }
-            let (ctx, _) = crate::export_session(&dir, root).await?;
-            let name = format!("{} (mirror of {})", store.describe(), manifest.exported_at);
-            (ctx, None, name, Some(manifest))
+        artifact_root: crate::artifacts::ArtifactRoot::new(
+            args.artifact_root.clone().or(demo_artifacts),
+        ),
+        push_down: if args.no_pushdown {
+            crate::tables::PushDown::Off
         } else {
-            if args.info {
-                print_store_info(&store);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let push_down = if args.no_pushdown {
-                crate::tables::PushDown::Off
-            } else {
-                crate::tables::PushDown::On
-            };
-            let name = store.describe();
-            (
-                crate::session_with(Arc::clone(&store), root, push_down)?,
-                Some(store),
-                name,
-                None,
-            )
-        }
+            crate::tables::PushDown::On
+        },
+        offline: args.offline,
+        full_sync: args.full_sync,
+        api_key_file: args.api_key_file.clone(),
+        // A server's clients read the store's tables, never the server's files.
+        read_files: !matches!(args.command, Some(Subcommands::Serve { .. })),
     };
+    let mut display = progress::Display::new(std::io::stderr().is_terminal());
+    let opened = open::session(&target, &options, &mut |p| display.show(p)).await;
+    display.finish();
+    let opened = opened.map_err(|e| match &target {
+        Target::StoreMirror { .. } if !args.offline => anyhow::anyhow!(
+            "cannot bring the mirror up to date: {}",
+            exec::one_line(&e)
+        ),
+        _ => anyhow::anyhow!("{}", exec::one_line(&e)),
+    })?;
+    if let (Target::Server { .. }, Some(manifest), false) =
+        (&target, &opened.manifest, args.offline)
+        && !crate::mirror::verified(&manifest.zenml_version)
+    {
+        eprintln!(
+            "warning: ZenML server release {} is untested; runql's tests read {}",
+            manifest.zenml_version,
+            crate::mirror::VERIFIED_SERVERS.join(", ")
+        );
+    }
+    let refresh = opened
+        .mirror
+        .clone()
+        .zip(opened.manifest.clone())
+        .map(|(mirror, manifest)| refresh_mirror(mirror, manifest));
+    if let Some(Subcommands::Serve { .. }) = &args.command {
+        return serve::run(&args, opened).await;
+    }
     let session = Session {
-        ctx,
-        store,
-        store_name,
-        mirror_manifest,
+        ctx: opened.ctx,
+        store: opened.store,
+        store_name: opened.name,
+        // A live store's export names the store; a mirror's, what it mirrors.
+        mirror_manifest: opened.manifest.filter(|_| !matches!(target, Target::Export(_))),
         refresh,
     };
-    run_with(args, scripts, options, session, location).await
+    run_with(args, scripts, options_print, session).await
 }
 
 /// What statements run on: the DataFusion session and where its tables come from.
@@ -220,69 +199,51 @@ fn print_store_info(store: &ZenStore) {
     println!("this release: {fit}");
 }
 
-/// `--mirror`: brings the store's mirror up to date (unless `--offline`) and says what it
-/// holds.
-async fn store_mirror(
-    args: &Args,
-    store: &Arc<ZenStore>,
-    dir: &std::path::Path,
-    root: &crate::artifacts::ArtifactRoot,
-) -> anyhow::Result<crate::export::Manifest> {
-    if args.offline {
-        return crate::mirror::last_sync(dir)?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no mirror of {} in {} yet: run once without --offline to fill it",
-                store.describe(),
-                dir.display()
-            )
-        });
+/// `--info`: what the target is and, for a mirror, what it holds as the last sync left it
+/// (nothing is synced).
+fn print_info(target: &Target) -> anyhow::Result<()> {
+    match target {
+        Target::Live(store) => print_store_info(store),
+        Target::StoreMirror { store, dir } => {
+            print_store_info(store);
+            print_local_mirror_info(dir)?;
+        }
+        Target::Server { server, dir } => {
+            println!("store: {server} (ZenML server)");
+            match crate::mirror::last_sync(dir)? {
+                None => println!("mirror: {} (not filled yet)", dir.display()),
+                Some(manifest) => {
+                    println!("server release: ZenML {}", manifest.zenml_version);
+                    println!("mirror: {}", dir.display());
+                    print_mirror_state(&manifest);
+                }
+            }
+        }
+        Target::Export(dir) => {
+            let manifest = crate::mirror::last_sync(dir)?
+                .with_context(|| format!("{} has no manifest", dir.display()))?;
+            println!("store: {} (runql export)", dir.display());
+            println!(
+                "exported from: {} (zenml schema version {})",
+                manifest.store, manifest.zenml_version
+            );
+            println!("exported at: {}", manifest.exported_at);
+        }
     }
-    let how = if args.full_sync {
-        crate::mirror::Sync::Full
-    } else {
-        crate::mirror::Sync::Changes
-    };
-    crate::mirror::local::sync(store, dir, how, root)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bring the mirror up to date: {}", exec::one_line(&e)))
+    Ok(())
 }
 
-/// Before each statement of a REPL or script on `--mirror`: the mirror brought up to date
-/// and, when it changed, its tables registered again in the session.
-fn refresh_mirror(
-    store: &Arc<ZenStore>,
-    dir: &std::path::Path,
-    root: &crate::artifacts::ArtifactRoot,
-    synced: &crate::export::Manifest,
-) -> shell::Refresh {
-    let (store, dir, root) = (Arc::clone(store), dir.to_path_buf(), root.clone());
-    let last = Arc::new(std::sync::Mutex::new(synced.exported_at.clone()));
+/// Before each statement of the REPL on a mirror: the mirror brought up to date and, when
+/// it changed, its tables registered again in the session.
+fn refresh_mirror(mirror: open::Mirror, synced: crate::export::Manifest) -> shell::Refresh {
+    let last = Arc::new(tokio::sync::Mutex::new(synced));
     Box::new(move |ctx| {
-        let (store, dir, root, last) = (
-            Arc::clone(&store),
-            dir.clone(),
-            root.clone(),
-            Arc::clone(&last),
-        );
+        let (mirror, last) = (mirror.clone(), Arc::clone(&last));
         Box::pin(async move {
-            let failed = |e: datafusion::error::DataFusionError| {
+            let mut last = last.lock().await;
+            mirror.refresh(&ctx, &mut last).await.map(|_| ()).map_err(|e| {
                 format!("cannot bring the mirror up to date: {}", exec::one_line(&e))
-            };
-            let now = crate::mirror::local::sync(&store, &dir, crate::mirror::Sync::Changes, &root)
-                .await
-                .map_err(failed)?;
-            let changed = {
-                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-                let changed = *last != now.exported_at;
-                *last = now.exported_at.clone();
-                changed
-            };
-            if changed {
-                crate::export::reregister_export(&ctx, &dir)
-                    .await
-                    .map_err(failed)?;
-            }
-            Ok(())
+            })
         })
     })
 }
@@ -321,7 +282,6 @@ async fn run_with(
     scripts: Vec<Script>,
     options: PrintOptions,
     session: Session,
-    location: Location,
 ) -> anyhow::Result<ExitCode> {
     let Session {
         ctx,
@@ -339,9 +299,9 @@ async fn run_with(
     {
         // A store, or a server's mirror (which holds the server's runs as of this start);
         // an export folder is already an export.
-        let source = match (&store, &location, &mirror_manifest) {
-            (Some(store), _, _) => crate::export::Source::of(store),
-            (None, _, Some(m)) => crate::export::Source {
+        let source = match (&store, &mirror_manifest) {
+            (Some(store), _) => crate::export::Source::of(store),
+            (None, Some(m)) => crate::export::Source {
                 store: m.store.clone(),
                 zenml_version: m.zenml_version.clone(),
             },
@@ -552,70 +512,6 @@ async fn run_report(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
-}
-
-/// A ZenML server's mirror folder, brought up to date unless `--offline` (`None` when
-/// `--info` found no mirror to describe and said so).
-async fn server_mirror(
-    args: &Args,
-    server: &crate::store::rest::ServerAddress,
-) -> anyhow::Result<Option<PathBuf>> {
-    let dir = crate::mirror::default_dir(server);
-    if args.info || args.offline {
-        if crate::mirror::last_sync(&dir)?.is_none() {
-            if args.info {
-                println!("store: {server} (ZenML server)");
-                println!("mirror: {} (not filled yet)", dir.display());
-                return Ok(None);
-            }
-            return Err(crate::error::StoreError::NoMirror {
-                server: server.to_string(),
-                dir,
-            }
-            .into());
-        }
-        return Ok(Some(dir));
-    }
-    let credential = locate::credential(server, args.api_key_file.as_deref())?;
-    // How long one request may take; a slow proxy or a huge page may need more.
-    let timeout = match std::env::var("RUNQL_SERVER_TIMEOUT") {
-        Ok(s) => std::time::Duration::from_secs_f64(
-            s.parse::<f64>()
-                .ok()
-                .filter(|t| *t > 0.0 && t.is_finite())
-                .with_context(|| format!("RUNQL_SERVER_TIMEOUT={s}: not a number of seconds"))?,
-        ),
-        Err(_) => crate::store::rest::DEFAULT_TIMEOUT,
-    };
-    let client = crate::store::rest::RestClient::new(server.clone(), credential, timeout)?;
-    let mut display = progress::Display::new(std::io::stderr().is_terminal());
-    let how = if args.full_sync {
-        crate::mirror::Sync::Full
-    } else {
-        crate::mirror::Sync::Changes
-    };
-    let result = crate::mirror::sync(&client, &dir, how, &mut |p| display.show(p)).await;
-    display.finish();
-    let manifest = result.map_err(|e| anyhow::anyhow!("{}", exec::one_line(&e)))?;
-    if !crate::mirror::verified(&manifest.zenml_version) {
-        eprintln!(
-            "warning: ZenML server release {} is untested; runql's tests read {}",
-            manifest.zenml_version,
-            crate::mirror::VERIFIED_SERVERS.join(", ")
-        );
-    }
-    Ok(Some(dir))
-}
-
-fn print_mirror_info(
-    server: &crate::store::rest::ServerAddress,
-    dir: &std::path::Path,
-    manifest: &crate::export::Manifest,
-) {
-    println!("store: {server} (ZenML server)");
-    println!("server release: ZenML {}", manifest.zenml_version);
-    println!("mirror: {}", dir.display());
-    print_mirror_state(manifest);
 }
 
 /// The store to open and, for the demo, the folder its artifacts were written to.

@@ -373,7 +373,7 @@ pub async fn export(
     ctx: &SessionContext,
     source: &Source,
     options: &ExportOptions,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Manifest> {
     let tables: Vec<&str> = if options.tables.is_empty() {
         TABLES.iter().map(|t| t.name).collect()
@@ -513,8 +513,8 @@ pub(crate) async fn append_changes(
     previous: &Manifest,
     tables: &[&str],
     listed: (&[String], &[String]),
-    fresh: &dyn Fn(&str) -> String,
-    progress: &mut dyn FnMut(&str),
+    fresh: &(dyn Fn(&str) -> String + Sync),
+    progress: &mut (dyn FnMut(&str) + Send),
     made: &Manifest,
 ) -> Result<Option<Manifest>> {
     let (runs, resources) = listed;
@@ -593,8 +593,8 @@ async fn append_staged(
     tables: &[&str],
     runs: &[String],
     resources: &[String],
-    fresh: &dyn Fn(&str) -> String,
-    progress: &mut dyn FnMut(&str),
+    fresh: &(dyn Fn(&str) -> String + Sync),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Option<Appended>> {
     use std::collections::BTreeSet;
     // A store's pipelines count their runs over every run (a second or more on a large
@@ -785,8 +785,8 @@ pub(crate) async fn write_folder(
     to: &Path,
     tables: &[&str],
     partition_by: Option<PartitionBy>,
-    rows: &dyn Fn(&str) -> String,
-    progress: &mut dyn FnMut(&str),
+    rows: &(dyn Fn(&str) -> String + Sync),
+    progress: &mut (dyn FnMut(&str) + Send),
     manifest: impl FnOnce(Vec<TableSummary>) -> Manifest,
 ) -> Result<Manifest> {
     let staging = to.join(format!(".runql-staging-{}", std::process::id()));
@@ -834,9 +834,9 @@ async fn write_tables(
     ctx: &SessionContext,
     tables: &[&str],
     partition_by: Option<PartitionBy>,
-    rows: &dyn Fn(&str) -> String,
+    rows: &(dyn Fn(&str) -> String + Sync),
     staging: &Path,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Vec<TableSummary>> {
     let mut summaries = Vec::new();
     for table in tables {

@@ -17,5 +17,6 @@ mod queries;
 mod readme;
 mod repl;
 mod secrets;
+mod serve;
 mod server;
 mod store;
