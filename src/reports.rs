@@ -230,7 +230,11 @@ pub async fn register_functions(
         let plan = match ctx.state().create_logical_plan(&report.sql).await {
             Ok(p) => p,
             Err(e) => {
-                failed.push(format!("{}: {}", report.name, crate::cli::exec::one_line(&e)));
+                failed.push(format!(
+                    "{}: {}",
+                    report.name,
+                    crate::cli::exec::one_line(&e)
+                ));
                 continue;
             }
         };

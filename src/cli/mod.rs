@@ -22,10 +22,10 @@ pub use args::{Args, Script, Subcommands};
 use exec::{ExecError, print_dataframe};
 use shell::{Shell, ShellError};
 
+use crate::open::{self, Target};
 use crate::print_format::PrintOptions;
 use crate::store::locate::Location;
 use crate::store::mysql::Password;
-use crate::open::{self, Target};
 use crate::store::{ZenStore, demo, locate};
 
 /// Exit status for a failed statement or store.
@@ -107,7 +107,11 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
             anyhow::bail!("--grants is for MySQL stores: a SQLite store is a file to read");
         };
         let database = db.address().database.replace('`', "``");
-        for table in target.store().map(|s| s.mapping().tables_read()).unwrap_or_default() {
+        for table in target
+            .store()
+            .map(|s| s.mapping().tables_read())
+            .unwrap_or_default()
+        {
             println!("GRANT SELECT ON `{database}`.`{table}` TO '<user>'@'<host>';");
         }
         return Ok(ExitCode::SUCCESS);
@@ -136,10 +140,9 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
     let opened = open::session(&target, &options, &mut |p| display.show(p)).await;
     display.finish();
     let opened = opened.map_err(|e| match &target {
-        Target::StoreMirror { .. } if !args.offline => anyhow::anyhow!(
-            "cannot bring the mirror up to date: {}",
-            exec::one_line(&e)
-        ),
+        Target::StoreMirror { .. } if !args.offline => {
+            anyhow::anyhow!("cannot bring the mirror up to date: {}", exec::one_line(&e))
+        }
         _ => anyhow::anyhow!("{}", exec::one_line(&e)),
     })?;
     if let (Target::Server { .. }, Some(manifest), false) =
@@ -165,7 +168,9 @@ async fn run(args: Args, scripts: Vec<Script>) -> anyhow::Result<ExitCode> {
         store: opened.store,
         store_name: opened.name,
         // A live store's export names the store; a mirror's, what it mirrors.
-        mirror_manifest: opened.manifest.filter(|_| !matches!(target, Target::Export(_))),
+        mirror_manifest: opened
+            .manifest
+            .filter(|_| !matches!(target, Target::Export(_))),
         refresh,
     };
     run_with(args, scripts, options_print, session).await
@@ -241,9 +246,11 @@ fn refresh_mirror(mirror: open::Mirror, synced: crate::export::Manifest) -> shel
         let (mirror, last) = (mirror.clone(), Arc::clone(&last));
         Box::pin(async move {
             let mut last = last.lock().await;
-            mirror.refresh(&ctx, &mut last).await.map(|_| ()).map_err(|e| {
-                format!("cannot bring the mirror up to date: {}", exec::one_line(&e))
-            })
+            mirror
+                .refresh(&ctx, &mut last)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("cannot bring the mirror up to date: {}", exec::one_line(&e)))
         })
     })
 }

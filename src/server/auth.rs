@@ -13,11 +13,11 @@ use futures::Sink;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
 use pgwire::api::auth::{
-    AuthDriver, AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler, protocol_negotiation,
-    save_startup_parameters_to_metadata,
+    AuthDriver, AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::{ClientInfo, ConnectionManager, METADATA_USER};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::store::secret::Secret;
@@ -60,7 +60,8 @@ impl Users {
         }
         #[cfg(not(unix))]
         let _ = meta;
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
         let mut pairs = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -190,6 +191,18 @@ impl StartupHandler for Startup {
             if let Err(e) = &result {
                 let user = client.metadata().get(METADATA_USER).cloned();
                 crate::server::log::refused(client.socket_addr(), user.as_deref(), e);
+                // PostgreSQL's words and the user who logged in (SCRAM's own message names
+                // none): clients match on them (Metabase: "password authentication failed").
+                if matches!(e, PgWireError::InvalidPassword(_)) {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28P01".into(),
+                        format!(
+                            "password authentication failed for user \"{}\"",
+                            user.unwrap_or_default()
+                        ),
+                    ))));
+                }
             }
             return result;
         }

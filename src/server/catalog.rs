@@ -165,8 +165,16 @@ fn column<'a>(c: C, cells: impl Iterator<Item = &'a V>) -> ArrayRef {
                 .map(|v| int(v).map(|i| i as u32))
                 .collect::<UInt32Array>(),
         ),
-        C::I2 => Arc::new(cells.map(|v| int(v).map(|i| i as i16)).collect::<Int16Array>()),
-        C::I4 => Arc::new(cells.map(|v| int(v).map(|i| i as i32)).collect::<Int32Array>()),
+        C::I2 => Arc::new(
+            cells
+                .map(|v| int(v).map(|i| i as i16))
+                .collect::<Int16Array>(),
+        ),
+        C::I4 => Arc::new(
+            cells
+                .map(|v| int(v).map(|i| i as i32))
+                .collect::<Int32Array>(),
+        ),
         C::I8 => Arc::new(cells.map(int).collect::<Int64Array>()),
         C::F4 => Arc::new(
             cells
@@ -274,9 +282,33 @@ const TYPES: &[PgType] = &[
     ty(1028, "_oid", "oid[]", -1, "A", 26, 0),
     ty(1043, "varchar", "character varying", -1, "S", 0, 1015),
     ty(1082, "date", "date", 4, "D", 0, 1182),
-    ty(1114, "timestamp", "timestamp without time zone", 8, "D", 0, 1115),
-    ty(1184, "timestamptz", "timestamp with time zone", 8, "D", 0, 1185),
-    ty(1185, "_timestamptz", "timestamp with time zone[]", -1, "A", 1184, 0),
+    ty(
+        1114,
+        "timestamp",
+        "timestamp without time zone",
+        8,
+        "D",
+        0,
+        1115,
+    ),
+    ty(
+        1184,
+        "timestamptz",
+        "timestamp with time zone",
+        8,
+        "D",
+        0,
+        1185,
+    ),
+    ty(
+        1185,
+        "_timestamptz",
+        "timestamp with time zone[]",
+        -1,
+        "A",
+        1184,
+        0,
+    ),
     ty(1186, "interval", "interval", 16, "T", 0, 1187),
     ty(1700, "numeric", "numeric", -1, "N", 0, 1231),
     ty(2205, "regclass", "regclass", 4, "N", 0, 2210),
@@ -292,10 +324,12 @@ const TYPES: &[PgType] = &[
 
 fn type_of(data_type: &DataType) -> &'static PgType {
     let oid = pg_type(data_type).oid();
-    TYPES
-        .iter()
-        .find(|t| t.oid == oid)
-        .unwrap_or_else(|| TYPES.iter().find(|t| t.oid == Type::TEXT.oid()).expect("text"))
+    TYPES.iter().find(|t| t.oid == oid).unwrap_or_else(|| {
+        TYPES
+            .iter()
+            .find(|t| t.oid == Type::TEXT.oid())
+            .expect("text")
+    })
 }
 
 /// A relation the catalog lists.
@@ -502,7 +536,9 @@ impl Catalog {
                 .iter()
                 .find(|(o, _)| *o == r.namespace)
                 .map_or("", |(_, n)| n);
-            lookup.relations.insert(format!("{schema}.{}", r.name), r.oid);
+            lookup
+                .relations
+                .insert(format!("{schema}.{}", r.name), r.oid);
             if Lookup::visible_namespace(r.namespace) {
                 lookup.relations.entry(r.name.clone()).or_insert(r.oid);
             }
@@ -549,7 +585,9 @@ impl Catalog {
                 .insert(p.oid, (arguments, p.result.clone(), p.namespace));
             lookup.proc_names.entry(p.name.clone()).or_insert(p.oid);
             if let Some(d) = &p.description {
-                lookup.descriptions.insert((p.oid, PG_PROC_OID, 0), d.clone());
+                lookup
+                    .descriptions
+                    .insert((p.oid, PG_PROC_OID, 0), d.clone());
             }
         }
 
@@ -902,11 +940,7 @@ impl Catalog {
                     ("numeric_scale", scale),
                     (
                         "datetime_precision",
-                        if pt.category == "D" {
-                            V::I(6)
-                        } else {
-                            V::Null
-                        },
+                        if pt.category == "D" { V::I(6) } else { V::Null },
                     ),
                     ("udt_catalog", t(DATABASE)),
                     ("udt_schema", t("pg_catalog")),
@@ -929,7 +963,8 @@ impl Catalog {
             ]);
         }
         for p in procs {
-            let arg_types: Vec<String> = p.arguments.iter().map(|(_, t)| t.oid.to_string()).collect();
+            let arg_types: Vec<String> =
+                p.arguments.iter().map(|(_, t)| t.oid.to_string()).collect();
             let names: Vec<String> = p.arguments.iter().map(|(n, _)| n.clone()).collect();
             self.table("pg_proc").row(&[
                 ("oid", V::Oid(p.oid)),
@@ -1047,10 +1082,8 @@ fn procs(ctx: &SessionContext, reports: &[ReportSignature], next: &mut u32) -> V
         });
     }
     let state = ctx.state();
-    let own = |name: &str| {
-        name.starts_with("json_")
-            || matches!(name, "read_output" | "output_value")
-    };
+    let own =
+        |name: &str| name.starts_with("json_") || matches!(name, "read_output" | "output_value");
     let mut names: Vec<(String, &'static str, bool)> = Vec::new();
     for name in state.udfs() {
         names.push((name, "f", false));
@@ -1099,8 +1132,10 @@ fn signature(
     if let Ok(udf) = state.udf(name)
         && let TypeSignature::Exact(types) = &udf.signature().type_signature
     {
-        let arguments: Vec<(String, &'static PgType)> =
-            types.iter().map(|dt| (String::new(), type_of(dt))).collect();
+        let arguments: Vec<(String, &'static PgType)> = types
+            .iter()
+            .map(|dt| (String::new(), type_of(dt)))
+            .collect();
         #[allow(deprecated)]
         if let Ok(result) = udf.return_type(types) {
             let pt = type_of(&result);
@@ -1118,7 +1153,12 @@ fn catalog_tables() -> Vec<Table> {
     vec![
         Table::new(
             "pg_namespace",
-            &[("oid", Oid), ("nspname", Text), ("nspowner", Oid), ("nspacl", TextArray)],
+            &[
+                ("oid", Oid),
+                ("nspname", Text),
+                ("nspowner", Oid),
+                ("nspacl", TextArray),
+            ],
         ),
         Table::new(
             "pg_class",
@@ -1316,7 +1356,12 @@ fn catalog_tables() -> Vec<Table> {
         ),
         Table::new(
             "pg_description",
-            &[("objoid", Oid), ("classoid", Oid), ("objsubid", I4), ("description", Text)],
+            &[
+                ("objoid", Oid),
+                ("classoid", Oid),
+                ("objsubid", I4),
+                ("description", Text),
+            ],
         ),
         Table::new(
             "pg_shdescription",
@@ -1334,7 +1379,12 @@ fn catalog_tables() -> Vec<Table> {
         ),
         Table::new(
             "pg_am",
-            &[("oid", Oid), ("amname", Text), ("amhandler", Text), ("amtype", Text)],
+            &[
+                ("oid", Oid),
+                ("amname", Text),
+                ("amhandler", Text),
+                ("amtype", Text),
+            ],
         ),
         Table::new(
             "pg_collation",
@@ -1404,7 +1454,12 @@ fn catalog_tables() -> Vec<Table> {
         ),
         Table::new(
             "pg_attrdef",
-            &[("oid", Oid), ("adrelid", Oid), ("adnum", I2), ("adbin", Text)],
+            &[
+                ("oid", Oid),
+                ("adrelid", Oid),
+                ("adnum", I2),
+                ("adbin", Text),
+            ],
         ),
         Table::new(
             "pg_inherits",
@@ -1573,7 +1628,11 @@ fn catalog_tables() -> Vec<Table> {
         ),
         Table::new(
             "pg_foreign_table",
-            &[("ftrelid", Oid), ("ftserver", Oid), ("ftoptions", TextArray)],
+            &[
+                ("ftrelid", Oid),
+                ("ftserver", Oid),
+                ("ftoptions", TextArray),
+            ],
         ),
         Table::new(
             "pg_partitioned_table",

@@ -144,7 +144,10 @@ impl<'a> Column<'a> {
                 Column::I16(Box::new(move |i| a.value(i)), array.as_ref())
             }
             DataType::UInt16 => {
-                let a = array.as_any().downcast_ref::<UInt16Array>().expect("uint16");
+                let a = array
+                    .as_any()
+                    .downcast_ref::<UInt16Array>()
+                    .expect("uint16");
                 Column::I32(Box::new(move |i| i32::from(a.value(i))), array.as_ref())
             }
             DataType::Int32 => {
@@ -157,7 +160,10 @@ impl<'a> Column<'a> {
                 Column::I64(Box::new(move |i| a.value(i)), array.as_ref())
             }
             DataType::UInt64 => {
-                let a = array.as_any().downcast_ref::<UInt64Array>().expect("uint64");
+                let a = array
+                    .as_any()
+                    .downcast_ref::<UInt64Array>()
+                    .expect("uint64");
                 // Beyond i64 a value cannot be sent as int8; none of runql's columns is.
                 Column::I64(
                     Box::new(move |i| i64::try_from(a.value(i)).unwrap_or(i64::MAX)),
@@ -241,7 +247,10 @@ fn encode_list(array: &dyn Array, row: usize, encoder: &mut DataRowEncoder) -> P
     };
     macro_rules! typed {
         ($array:ty, $map:expr) => {{
-            let a = values.as_any().downcast_ref::<$array>().expect("list values");
+            let a = values
+                .as_any()
+                .downcast_ref::<$array>()
+                .expect("list values");
             let items: Vec<_> = (0..a.len())
                 .map(|i| a.is_valid(i).then(|| $map(a.value(i))))
                 .collect();

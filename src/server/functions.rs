@@ -33,7 +33,9 @@ struct PgFunction {
 
 impl std::fmt::Debug for PgFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgFunction").field("name", &self.name).finish()
+        f.debug_struct("PgFunction")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -94,9 +96,9 @@ impl ScalarUDFImpl for PgFunction {
             out.push(self.cast((self.body)(&values)?)?);
         }
         if out.is_empty() {
-            return Ok(ColumnarValue::Array(datafusion::arrow::array::new_empty_array(
-                &self.returns,
-            )));
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&self.returns),
+            ));
         }
         Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
     }
@@ -142,16 +144,18 @@ fn text(v: &ScalarValue) -> Option<String> {
         return None;
     }
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            Some(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
         other => Some(other.to_string()),
     }
 }
 
 /// An argument as an oid: a number, or a string of digits.
 fn oid(v: &ScalarValue) -> Option<u32> {
-    text(v).and_then(|s| s.trim().parse::<i64>().ok()).and_then(|n| u32::try_from(n).ok())
+    text(v)
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 fn int(v: &ScalarValue) -> Option<i64> {
@@ -167,7 +171,10 @@ fn s(value: Option<String>) -> ScalarValue {
 }
 
 fn text_list(items: Vec<String>) -> ScalarValue {
-    let values: Vec<ScalarValue> = items.into_iter().map(|i| ScalarValue::Utf8(Some(i))).collect();
+    let values: Vec<ScalarValue> = items
+        .into_iter()
+        .map(|i| ScalarValue::Utf8(Some(i)))
+        .collect();
     ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8))
 }
 
@@ -186,8 +193,12 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
     let u = DataType::Utf8;
     let functions = vec![
         udf("version", u.clone(), move |_| Ok(s(Some(version.clone())))),
-        udf("current_database", u.clone(), |_| Ok(s(Some(DATABASE.into())))),
-        udf("current_catalog", u.clone(), |_| Ok(s(Some(DATABASE.into())))),
+        udf("current_database", u.clone(), |_| {
+            Ok(s(Some(DATABASE.into())))
+        }),
+        udf("current_catalog", u.clone(), |_| {
+            Ok(s(Some(DATABASE.into())))
+        }),
         udf("current_schema", u.clone(), |_| Ok(s(Some(SCHEMA.into())))),
         udf("current_schemas", list_type(), |args| {
             let mut schemas = Vec::new();
@@ -199,22 +210,36 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
         }),
         udf("pg_get_userbyid", u.clone(), |_| Ok(s(Some(OWNER.into())))),
         udf("pg_encoding_to_char", u.clone(), |args| {
-            Ok(s(int(arg(args, 0)).map(|e| if e == 6 { "UTF8" } else { "SQL_ASCII" }.into())))
+            Ok(s(
+                int(arg(args, 0)).map(|e| if e == 6 { "UTF8" } else { "SQL_ASCII" }.into())
+            ))
         }),
-        udf("pg_is_in_recovery", DataType::Boolean, |_| Ok(ScalarValue::Boolean(Some(false)))),
+        udf("pg_is_in_recovery", DataType::Boolean, |_| {
+            Ok(ScalarValue::Boolean(Some(false)))
+        }),
         udf("pg_postmaster_start_time", u.clone(), {
             let started = chrono::Utc::now().to_rfc3339();
             move |_| Ok(s(Some(started.clone())))
         }),
-        udf("txid_current", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(1)))),
+        udf("txid_current", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(1)))
+        }),
         udf("pg_relation_is_publishable", DataType::Boolean, |_| {
             Ok(ScalarValue::Boolean(Some(false)))
         }),
         // Sizes: runql's tables are views of a store it does not own.
-        udf("pg_relation_size", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(0)))),
-        udf("pg_total_relation_size", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(0)))),
-        udf("pg_table_size", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(0)))),
-        udf("pg_indexes_size", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(0)))),
+        udf("pg_relation_size", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(0)))
+        }),
+        udf("pg_total_relation_size", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(0)))
+        }),
+        udf("pg_table_size", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(0)))
+        }),
+        udf("pg_indexes_size", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(0)))
+        }),
         udf("pg_size_pretty", u.clone(), |args| {
             Ok(s(int(arg(args, 0)).map(|b| format!("{b} bytes"))))
         }),
@@ -226,16 +251,30 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
         udf("pg_get_triggerdef", u.clone(), |_| Ok(s(None))),
         udf("pg_get_ruledef", u.clone(), |_| Ok(s(None))),
         udf("pg_get_partkeydef", u.clone(), |_| Ok(s(None))),
-        udf("pg_get_statisticsobjdef_columns", u.clone(), |_| Ok(s(None))),
-        udf("pg_tablespace_location", u.clone(), |_| Ok(s(Some(String::new())))),
-        udf("pg_collation_is_visible", DataType::Boolean, |_| Ok(ScalarValue::Boolean(Some(true)))),
+        udf("pg_get_statisticsobjdef_columns", u.clone(), |_| {
+            Ok(s(None))
+        }),
+        udf("pg_tablespace_location", u.clone(), |_| {
+            Ok(s(Some(String::new())))
+        }),
+        udf("pg_collation_is_visible", DataType::Boolean, |_| {
+            Ok(ScalarValue::Boolean(Some(true)))
+        }),
         // runql's tables have no serial columns.
         udf("pg_get_serial_sequence", u.clone(), |_| Ok(s(None))),
-        udf("json_build_object", u.clone(), |args| json_object(args).map(|t| s(Some(t)))),
-        udf("pg_stat_get_numscans", DataType::Int64, |_| Ok(ScalarValue::Int64(Some(0)))),
-        udf("quote_ident", u.clone(), |args| Ok(s(text(arg(args, 0)).map(|t| quote_ident(&t))))),
+        udf("json_build_object", u.clone(), |args| {
+            json_object(args).map(|t| s(Some(t)))
+        }),
+        udf("pg_stat_get_numscans", DataType::Int64, |_| {
+            Ok(ScalarValue::Int64(Some(0)))
+        }),
+        udf("quote_ident", u.clone(), |args| {
+            Ok(s(text(arg(args, 0)).map(|t| quote_ident(&t))))
+        }),
         udf("quote_literal", u.clone(), |args| {
-            Ok(s(text(arg(args, 0)).map(|t| format!("'{}'", t.replace('\'', "''")))))
+            Ok(s(
+                text(arg(args, 0)).map(|t| format!("'{}'", t.replace('\'', "''")))
+            ))
         }),
         udf("parse_ident", list_type(), |args| {
             Ok(match text(arg(args, 0)) {
@@ -243,22 +282,42 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
                 None => ScalarValue::try_from(&list_type())?,
             })
         }),
-        udf("format", u.clone(), |args| format_text(args).map(|t| s(Some(t)))),
+        udf("format", u.clone(), |args| {
+            format_text(args).map(|t| s(Some(t)))
+        }),
         // bigint, not PostgreSQL's integer: DataFusion's generate_series takes bigints.
         udf("array_lower", DataType::Int64, |args| {
-            Ok(ScalarValue::Int64(list_len(arg(args, 0)).filter(|n| *n > 0).map(|_| 1)))
+            Ok(ScalarValue::Int64(
+                list_len(arg(args, 0)).filter(|n| *n > 0).map(|_| 1),
+            ))
         }),
         udf("array_upper", DataType::Int64, |args| {
-            Ok(ScalarValue::Int64(list_len(arg(args, 0)).filter(|n| *n > 0).map(i64::from)))
+            Ok(ScalarValue::Int64(
+                list_len(arg(args, 0)).filter(|n| *n > 0).map(i64::from),
+            ))
         }),
         // Privileges: everything runql lists may be read, nothing written.
-        udf("has_table_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_any_column_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_column_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_schema_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_database_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_function_privilege", DataType::Boolean, |args| Ok(privilege(args))),
-        udf("has_sequence_privilege", DataType::Boolean, |_| Ok(ScalarValue::Boolean(Some(false)))),
+        udf("has_table_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_any_column_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_column_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_schema_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_database_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_function_privilege", DataType::Boolean, |args| {
+            Ok(privilege(args))
+        }),
+        udf("has_sequence_privilege", DataType::Boolean, |_| {
+            Ok(ScalarValue::Boolean(Some(false)))
+        }),
     ];
     for f in functions {
         ctx.register_udf(f);
@@ -283,17 +342,30 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
     }));
     let l = Arc::clone(lookup);
     ctx.register_udf(udf("pg_table_is_visible", DataType::Boolean, move |args| {
-        Ok(ScalarValue::Boolean(oid(arg(args, 0)).map(|o| l.relation_visible(o))))
+        Ok(ScalarValue::Boolean(
+            oid(arg(args, 0)).map(|o| l.relation_visible(o)),
+        ))
     }));
     let l = Arc::clone(lookup);
     ctx.register_udf(udf("pg_type_is_visible", DataType::Boolean, move |args| {
-        Ok(ScalarValue::Boolean(oid(arg(args, 0)).map(|o| l.type_visible(o))))
+        Ok(ScalarValue::Boolean(
+            oid(arg(args, 0)).map(|o| l.type_visible(o)),
+        ))
     }));
     let l = Arc::clone(lookup);
-    ctx.register_udf(udf("pg_function_is_visible", DataType::Boolean, move |args| {
-        Ok(ScalarValue::Boolean(oid(arg(args, 0)).map(|o| l.proc_visible(o))))
-    }));
-    for name in ["pg_get_function_arguments", "pg_get_function_identity_arguments"] {
+    ctx.register_udf(udf(
+        "pg_function_is_visible",
+        DataType::Boolean,
+        move |args| {
+            Ok(ScalarValue::Boolean(
+                oid(arg(args, 0)).map(|o| l.proc_visible(o)),
+            ))
+        },
+    ));
+    for name in [
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ] {
         let l = Arc::clone(lookup);
         ctx.register_udf(udf(name, u.clone(), move |args| {
             Ok(s(oid(arg(args, 0)).and_then(|o| l.proc_arguments(o))))
@@ -311,7 +383,9 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
     let l = Arc::clone(lookup);
     ctx.register_udf(udf("col_description", u.clone(), move |args| {
         let column = int(arg(args, 1)).unwrap_or(0) as i32;
-        Ok(s(oid(arg(args, 0)).and_then(|o| l.description(o, Lookup::class_oid("pg_class"), column))))
+        Ok(s(oid(arg(args, 0)).and_then(|o| {
+            l.description(o, Lookup::class_oid("pg_class"), column)
+        })))
     }));
     ctx.register_udf(udf("shobj_description", u.clone(), |_| Ok(s(None))));
     // Casts to the catalog's oid types (`'runs'::regclass`): a name's oid, an oid as it is.
@@ -327,9 +401,9 @@ pub fn register_catalog(ctx: &SessionContext, lookup: &Arc<Lookup>) {
         ctx.register_udf(udf(name, DataType::UInt32, move |args| {
             let v = arg(args, 0);
             Ok(ScalarValue::UInt32(match v {
-                ScalarValue::Utf8(Some(t)) | ScalarValue::LargeUtf8(Some(t)) | ScalarValue::Utf8View(Some(t)) => {
-                    t.parse::<u32>().ok().or_else(|| find(&l, t))
-                }
+                ScalarValue::Utf8(Some(t))
+                | ScalarValue::LargeUtf8(Some(t))
+                | ScalarValue::Utf8View(Some(t)) => t.parse::<u32>().ok().or_else(|| find(&l, t)),
                 other => oid(other),
             }))
         }));
@@ -371,7 +445,10 @@ pub fn default_settings() -> Vec<(&'static str, String)> {
         ("default_transaction_read_only", "on".to_string()),
         ("transaction_read_only", "on".to_string()),
         ("transaction_isolation", "read committed".to_string()),
-        ("default_transaction_isolation", "read committed".to_string()),
+        (
+            "default_transaction_isolation",
+            "read committed".to_string(),
+        ),
         ("max_identifier_length", "63".to_string()),
         ("max_index_keys", "32".to_string()),
         ("lc_collate", "C".to_string()),
@@ -404,7 +481,12 @@ impl Session {
             }
         }
         Session {
-            application_name: Mutex::new(settings.get("application_name").cloned().unwrap_or_default()),
+            application_name: Mutex::new(
+                settings
+                    .get("application_name")
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
             user,
             pid,
             settings: Mutex::new(settings),
@@ -428,7 +510,10 @@ impl Session {
     pub fn set(&self, name: &str, value: &str) {
         let name = name.to_ascii_lowercase();
         if name == "application_name" {
-            *self.application_name.lock().unwrap_or_else(|e| e.into_inner()) = value.to_string();
+            *self
+                .application_name
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = value.to_string();
         }
         self.settings
             .lock()
@@ -502,11 +587,20 @@ pub fn register_session(ctx: &SessionContext, session: &Arc<Session>) {
 
 /// `has_*_privilege(...)`: reading is allowed, writing never.
 fn privilege(args: &[ScalarValue]) -> ScalarValue {
-    let wanted = args.last().and_then(text).unwrap_or_default().to_ascii_uppercase();
+    let wanted = args
+        .last()
+        .and_then(text)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let read = wanted
         .split(',')
         .map(|p| p.trim().trim_end_matches(" WITH GRANT OPTION"))
-        .all(|p| matches!(p, "SELECT" | "USAGE" | "CONNECT" | "EXECUTE" | "TEMPORARY" | "TEMP"));
+        .all(|p| {
+            matches!(
+                p,
+                "SELECT" | "USAGE" | "CONNECT" | "EXECUTE" | "TEMPORARY" | "TEMP"
+            )
+        });
     ScalarValue::Boolean(Some(read && !wanted.is_empty()))
 }
 
@@ -537,11 +631,51 @@ pub fn quote_ident(name: &str) -> String {
 fn is_reserved(name: &str) -> bool {
     matches!(
         name,
-        "all" | "and" | "any" | "array" | "as" | "asc" | "case" | "cast" | "check" | "column"
-            | "create" | "default" | "desc" | "distinct" | "do" | "else" | "end" | "false"
-            | "for" | "from" | "grant" | "group" | "having" | "in" | "into" | "is" | "join"
-            | "limit" | "not" | "null" | "offset" | "on" | "or" | "order" | "select" | "table"
-            | "then" | "to" | "true" | "union" | "user" | "using" | "when" | "where" | "with"
+        "all"
+            | "and"
+            | "any"
+            | "array"
+            | "as"
+            | "asc"
+            | "case"
+            | "cast"
+            | "check"
+            | "column"
+            | "create"
+            | "default"
+            | "desc"
+            | "distinct"
+            | "do"
+            | "else"
+            | "end"
+            | "false"
+            | "for"
+            | "from"
+            | "grant"
+            | "group"
+            | "having"
+            | "in"
+            | "into"
+            | "is"
+            | "join"
+            | "limit"
+            | "not"
+            | "null"
+            | "offset"
+            | "on"
+            | "or"
+            | "order"
+            | "select"
+            | "table"
+            | "then"
+            | "to"
+            | "true"
+            | "union"
+            | "user"
+            | "using"
+            | "when"
+            | "where"
+            | "with"
     )
 }
 
@@ -577,9 +711,8 @@ fn json_object(args: &[ScalarValue]) -> Result<String> {
     }
     let mut object = serde_json::Map::new();
     for pair in args.chunks(2) {
-        let key = text(&pair[0]).ok_or_else(|| {
-            DataFusionError::Plan("json_build_object: a key is null".into())
-        })?;
+        let key = text(&pair[0])
+            .ok_or_else(|| DataFusionError::Plan("json_build_object: a key is null".into()))?;
         let value = match &pair[1] {
             v if v.is_null() => serde_json::Value::Null,
             ScalarValue::Boolean(Some(b)) => serde_json::Value::Bool(*b),
@@ -667,7 +800,12 @@ mod tests {
 
     #[test]
     fn only_reading_is_a_privilege() {
-        let p = |s: &str| privilege(&[ScalarValue::Utf8(Some("runs".into())), ScalarValue::Utf8(Some(s.into()))]);
+        let p = |s: &str| {
+            privilege(&[
+                ScalarValue::Utf8(Some("runs".into())),
+                ScalarValue::Utf8(Some(s.into())),
+            ])
+        };
         assert_eq!(p("SELECT"), ScalarValue::Boolean(Some(true)));
         assert_eq!(p("select"), ScalarValue::Boolean(Some(true)));
         assert_eq!(p("INSERT"), ScalarValue::Boolean(Some(false)));

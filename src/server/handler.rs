@@ -39,11 +39,11 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::DataRow;
 
 use super::catalog::Catalog;
-use crate::reports::ReportSignature;
 use super::encode;
 use super::functions::{self, Session};
 use super::rewrite::{self, Kind};
 use super::{Freshness, Limits, log};
+use crate::reports::ReportSignature;
 
 /// What every connection shares: the tables, the catalog, the limits, and how a mirror is
 /// brought up to date.
@@ -186,12 +186,16 @@ impl Handler {
     /// last row.
     async fn freshen(&self) -> Result<Option<super::ReadGuard>, ErrorInfo> {
         match &self.shared.freshness {
-            Some(freshness) => freshness.ensure(&self.shared.base).await.map(Some).map_err(|e| {
-                error(
-                    "XX000",
-                    format!("the mirror could not be brought up to date: {e}"),
-                )
-            }),
+            Some(freshness) => freshness
+                .ensure(&self.shared.base)
+                .await
+                .map(Some)
+                .map_err(|e| {
+                    error(
+                        "XX000",
+                        format!("the mirror could not be brought up to date: {e}"),
+                    )
+                }),
             None => Ok(None),
         }
     }
@@ -229,7 +233,8 @@ impl Handler {
                     }
                     Err(e)
                         if tries < 4
-                            && e.message.contains("does not support logical expression InSubquery")
+                            && e.message
+                                .contains("does not support logical expression InSubquery")
                             && self.inline_subqueries(conn, &mut statement).await =>
                     {
                         tries += 1;
@@ -238,7 +243,11 @@ impl Handler {
                 }
             };
             let mut stream = stream;
-            let first = stream.next().await.transpose().map_err(|e| datafusion_error(&e))?;
+            let first = stream
+                .next()
+                .await
+                .transpose()
+                .map_err(|e| datafusion_error(&e))?;
             Ok::<_, ErrorInfo>((schema, stream, first, reading))
         };
         let outcome = tokio::select! {
@@ -298,7 +307,10 @@ impl Handler {
             .await
             .map_err(|e| datafusion_error(&e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let stream = df.execute_stream().await.map_err(|e| datafusion_error(&e))?;
+        let stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| datafusion_error(&e))?;
         Ok((schema, stream))
     }
 
@@ -414,7 +426,8 @@ impl Handler {
                         if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg
                             && let Expr::Value(v) = e
                             && let Value::Placeholder(p) = &v.value
-                            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+                            && let Some(n) =
+                                p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
                             && n > 0
                         {
                             *e = (self.bind)(n - 1, dt);
@@ -532,7 +545,8 @@ fn show(session: &Session, name: &str, format: &Format) -> Result<QueryResponse,
     };
     let fields = Arc::new(encode::fields(&schema, format));
     let encoded = encode::rows(&batch, &fields).map_err(|e| error("XX000", e.to_string()))?;
-    let mut response = QueryResponse::new(fields, futures::stream::iter(encoded.into_iter().map(Ok)));
+    let mut response =
+        QueryResponse::new(fields, futures::stream::iter(encoded.into_iter().map(Ok)));
     response.set_command_tag("SHOW");
     Ok(response)
 }
@@ -656,7 +670,15 @@ impl SimpleQueryHandler for Handler {
                 _ => query.to_string(),
             };
             let response = self
-                .answer(&conn, statement.as_ref(), kind, &sql, None, &[], &Format::UnifiedText)
+                .answer(
+                    &conn,
+                    statement.as_ref(),
+                    kind,
+                    &sql,
+                    None,
+                    &[],
+                    &Format::UnifiedText,
+                )
                 .await;
             let failed = matches!(response, Response::Error(_));
             responses.push(response);
@@ -709,7 +731,9 @@ impl QueryParser for StatementParser {
             n => {
                 return Err(user_error(error(
                     "42601",
-                    format!("cannot insert multiple commands into a prepared statement ({n} given)"),
+                    format!(
+                        "cannot insert multiple commands into a prepared statement ({n} given)"
+                    ),
                 )));
             }
         };
@@ -722,10 +746,12 @@ impl QueryParser for StatementParser {
                 // Report arguments are planned as typed NULLs: the report's columns do not
                 // depend on them.
                 let mut planned = s.clone();
-                let arguments = handler.bind_report_arguments(&mut planned, &|_, dt| {
-                    constant(&ScalarValue::Null, dt)
-                });
-                let plan = handler.plan(&conn, &planned, &declared).await.map_err(failed)?;
+                let arguments = handler
+                    .bind_report_arguments(&mut planned, &|_, dt| constant(&ScalarValue::Null, dt));
+                let plan = handler
+                    .plan(&conn, &planned, &declared)
+                    .await
+                    .map_err(failed)?;
                 let inferred = plan
                     .get_parameter_types()
                     .map_err(|e| failed(datafusion_error(&e)))?;
@@ -740,7 +766,10 @@ impl QueryParser for StatementParser {
                             .cloned()
                             .flatten()
                             .or_else(|| {
-                                arguments.iter().find(|(n, _)| *n == i).map(|(_, dt)| dt.clone())
+                                arguments
+                                    .iter()
+                                    .find(|(n, _)| *n == i)
+                                    .map(|(_, dt)| dt.clone())
                             })
                             .or_else(|| inferred.get(&format!("${}", i + 1)).cloned().flatten())
                             .unwrap_or(DataType::Utf8)
@@ -752,7 +781,11 @@ impl QueryParser for StatementParser {
                 let column = name.rsplit(' ').next().unwrap_or(name).to_string();
                 (
                     Vec::new(),
-                    Some(Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))),
+                    Some(Arc::new(Schema::new(vec![Field::new(
+                        column,
+                        DataType::Utf8,
+                        false,
+                    )]))),
                 )
             }
             _ => (Vec::new(), None),
@@ -807,6 +840,81 @@ impl ExtendedQueryHandler for Extended {
         Arc::clone(&self.parser)
     }
 
+    /// An Execute that reads a portal to its end streams the rows to the client as they come
+    /// (pgwire's own gathers every row of such a portal first, which a large result cannot
+    /// afford); an Execute of some rows (`max_rows`), or of a portal already started, is
+    /// pgwire's.
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::api::portal::PortalExecutionState;
+        use pgwire::api::query::{send_execution_response, send_query_response};
+        use pgwire::api::store::Entry;
+        use pgwire::api::{DEFAULT_NAME, PgWireConnectionState};
+        use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+        let name = message
+            .name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAME.to_string());
+        let portal = match client.portal_store().get_portal(&name) {
+            Some(Entry::Value(portal))
+                if message.max_rows == 0
+                    && matches!(*portal.state().lock().await, PortalExecutionState::Initial)
+                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery) =>
+            {
+                portal
+            }
+            _ => return self._on_execute(client, message).await,
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut status = client.transaction_status();
+        let response = self.do_query(client, portal.as_ref(), 0).await;
+        *portal.state().lock().await = PortalExecutionState::Finished;
+        let sent = match response {
+            Ok(Response::Query(rows)) => send_query_response(client, rows, false).await,
+            Ok(Response::EmptyQuery) => client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await
+                .map_err(PgWireError::from),
+            Ok(Response::Execution(tag)) => send_execution_response(client, tag).await,
+            Ok(Response::TransactionStart(tag)) => {
+                status = TransactionStatus::Transaction;
+                send_execution_response(client, tag).await
+            }
+            Ok(Response::TransactionEnd(tag)) => {
+                status = TransactionStatus::Idle;
+                client.portal_store().rm_portal(DEFAULT_NAME);
+                send_execution_response(client, tag).await
+            }
+            Ok(Response::Error(e)) => {
+                if status == TransactionStatus::Transaction {
+                    status = TransactionStatus::Error;
+                }
+                client
+                    .send(PgWireBackendMessage::ErrorResponse((*e).into()))
+                    .await
+                    .map_err(PgWireError::from)
+            }
+            // No statement of runql's copies.
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        sent
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -857,9 +965,7 @@ fn parameters(portal: &Portal<Parsed>, types: &[DataType]) -> Result<Vec<ScalarV
         .map(|i| {
             let target = types.get(i).cloned().unwrap_or(DataType::Utf8);
             let declared = portal.statement.parameter_types.get(i).cloned().flatten();
-            let bad = |e: PgWireError| {
-                error("22P02", format!("parameter ${}: {e}", i + 1))
-            };
+            let bad = |e: PgWireError| error("22P02", format!("parameter ${}: {e}", i + 1));
             let value = match portal.parameters.get(i).cloned().flatten() {
                 None => return ScalarValue::try_from(&target).map_err(|e| datafusion_error(&e)),
                 Some(bytes) if !portal.parameter_format.is_binary(i) => {
@@ -935,12 +1041,26 @@ fn binary_parameter(portal: &Portal<Parsed>, i: usize, ty: &Type) -> PgWireResul
         }
         _ => {
             // JSON is its text; JSONB its text after a version byte; a UUID its 16 bytes.
-            let bytes = portal.parameters.get(i).cloned().flatten().unwrap_or_default();
+            let bytes = portal
+                .parameters
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
             let text = match *ty {
-                Type::JSONB => String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned(),
+                Type::JSONB => {
+                    String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned()
+                }
                 Type::UUID if bytes.len() == 16 => {
                     let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+                    format!(
+                        "{}-{}-{}-{}-{}",
+                        &h[..8],
+                        &h[8..12],
+                        &h[12..16],
+                        &h[16..20],
+                        &h[20..]
+                    )
                 }
                 Type::JSON => String::from_utf8_lossy(&bytes).into_owned(),
                 _ => {
@@ -962,13 +1082,10 @@ fn constant(value: &ScalarValue, dt: &DataType) -> datafusion::sql::sqlparser::a
     let text = if value.is_null() {
         None
     } else {
-        value
-            .cast_to(&DataType::Utf8)
-            .ok()
-            .and_then(|v| match v {
-                ScalarValue::Utf8(s) => s,
-                _ => None,
-            })
+        value.cast_to(&DataType::Utf8).ok().and_then(|v| match v {
+            ScalarValue::Utf8(s) => s,
+            _ => None,
+        })
     };
     let literal = match text {
         Some(t) => Value::SingleQuotedString(t),
@@ -1012,7 +1129,12 @@ fn data_type_of(t: &Type) -> Option<DataType> {
         Type::OID => DataType::UInt32,
         Type::FLOAT4 => DataType::Float32,
         Type::FLOAT8 | Type::NUMERIC => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::JSON
+        | Type::JSONB
         | Type::UUID => DataType::Utf8,
         Type::TIMESTAMPTZ => DataType::Timestamp(
             datafusion::arrow::datatypes::TimeUnit::Microsecond,
@@ -1069,7 +1191,11 @@ fn datafusion_error(e: &DataFusionError) -> ErrorInfo {
         DataFusionError::ResourcesExhausted(_) => "53200",
         _ if lower.contains("table") && lower.contains("not found") => "42P01",
         _ if lower.contains("no field named") || lower.contains("schema error") => "42703",
-        _ if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") => "42883",
+        _ if lower.contains("invalid function")
+            || lower.contains("function") && lower.contains("not found") =>
+        {
+            "42883"
+        }
         DataFusionError::Plan(_) => "42601",
         DataFusionError::NotImplemented(_) => "0A000",
         _ => "XX000",

@@ -11,7 +11,11 @@ use super::functions::Session;
 const SQL_SHOWN: usize = 200;
 
 fn quoted(value: &str) -> String {
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '=') {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '=')
+    {
         value.to_string()
     } else {
         format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))

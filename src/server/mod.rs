@@ -30,7 +30,10 @@ use bytes::Bytes;
 use futures::Sink;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::{ClientInfo, ConnectionManager, METADATA_APPLICATION_NAME, METADATA_USER, PgWireConnectionState, PgWireServerHandlers};
+use pgwire::api::{
+    ClientInfo, ConnectionManager, METADATA_APPLICATION_NAME, METADATA_USER, PgWireConnectionState,
+    PgWireServerHandlers,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -110,9 +113,14 @@ impl Limits {
     /// `h`; `0` is none.
     fn parse_timeout(&self, value: &str) -> Option<Duration> {
         let v = value.trim().trim_matches('\'').trim();
-        let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+        let split = v
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(v.len());
         let (number, unit) = v.split_at(split);
-        let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+        let n: f64 = number
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
         let ms = match unit.trim() {
             "" | "ms" => n,
             "s" => n * 1e3,
@@ -221,7 +229,10 @@ impl CancelSlot {
     }
 
     fn cancel(&self) {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).fire();
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fire();
     }
 }
 
@@ -282,7 +293,8 @@ struct CancelRequests {
 #[async_trait]
 impl CancelHandler for CancelRequests {
     async fn on_cancel_request(&self, request: CancelRequest) {
-        self.cancels.cancel(request.pid, &request.secret_key.to_bytes());
+        self.cancels
+            .cancel(request.pid, &request.secret_key.to_bytes());
         self.manager.cancel(request.pid, &request.secret_key).await;
     }
 }
@@ -299,12 +311,20 @@ struct Gate {
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 #[async_trait]
 impl StartupHandler for Gate {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: std::fmt::Debug,
@@ -338,7 +358,9 @@ impl StartupHandler for Gate {
                 client.socket_addr(),
                 metadata.get(METADATA_USER).map_or("", String::as_str),
                 client.pid_and_secret_key().0,
-                metadata.get(METADATA_APPLICATION_NAME).map_or("", String::as_str),
+                metadata
+                    .get(METADATA_APPLICATION_NAME)
+                    .map_or("", String::as_str),
                 client.is_secure(),
             );
         }
@@ -374,27 +396,49 @@ impl PgWireServerHandlers for Connection {
 
 /// The TLS acceptor for a certificate chain and key, and the chain (for SCRAM's channel
 /// binding).
-fn tls(cert: &std::path::Path, key: &std::path::Path) -> Result<(pgwire::tokio::TlsAcceptor, Vec<u8>), ServeError> {
+fn tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(pgwire::tokio::TlsAcceptor, Vec<u8>), ServeError> {
     use pgwire::tokio::tokio_rustls::rustls;
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let pem = std::fs::read(cert).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", cert.display())))?;
+    let pem = std::fs::read(cert)
+        .map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", cert.display())))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| ServeError::Tls(format!("{}: not a PEM certificate chain: {e}", cert.display())))?;
+        .map_err(|e| {
+            ServeError::Tls(format!(
+                "{}: not a PEM certificate chain: {e}",
+                cert.display()
+            ))
+        })?;
     if chain.is_empty() {
-        return Err(ServeError::Tls(format!("{} holds no certificate", cert.display())));
+        return Err(ServeError::Tls(format!(
+            "{} holds no certificate",
+            cert.display()
+        )));
     }
     // The key's own error would not name the file; and never prints the key.
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|_| ServeError::Tls(format!("{}: cannot read a PEM private key from it", key.display())))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+        ServeError::Tls(format!(
+            "{}: cannot read a PEM private key from it",
+            key.display()
+        ))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ServeError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| ServeError::Tls(format!("{} and {} do not make a certificate and key: {e}", cert.display(), key.display())))?;
+        .map_err(|e| {
+            ServeError::Tls(format!(
+                "{} and {} do not make a certificate and key: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
     Ok((pgwire::tokio::TlsAcceptor::from(Arc::new(config)), pem))
 }
 
@@ -416,11 +460,7 @@ pub async fn serve(
         }
         None => (None, None),
     };
-    let user_names: Vec<String> = config
-        .users
-        .as_ref()
-        .map(|u| u.names())
-        .unwrap_or_default();
+    let user_names: Vec<String> = config.users.as_ref().map(|u| u.names()).unwrap_or_default();
     let auth_name = if config.users.is_some() {
         "scram-sha-256"
     } else {
@@ -435,11 +475,17 @@ pub async fn serve(
     {
         // The server's catalog answers for information_schema, with PostgreSQL's columns.
         let state = base.state_ref();
-        state.write().config_mut().options_mut().catalog.information_schema = false;
+        state
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .information_schema = false;
     }
-    let (reports, unplanned) = crate::reports::register_functions(&base, config.queries_dir.as_deref())
-        .await
-        .map_err(|e| ServeError::Setup(crate::cli::exec::one_line(&e)))?;
+    let (reports, unplanned) =
+        crate::reports::register_functions(&base, config.queries_dir.as_deref())
+            .await
+            .map_err(|e| ServeError::Setup(crate::cli::exec::one_line(&e)))?;
     for report in unplanned {
         eprintln!("warning: report {report}: left out");
     }
@@ -454,7 +500,10 @@ pub async fn serve(
         _ => None,
     };
     let shared = Arc::new(handler::Shared {
-        reports: reports.iter().map(|r| (r.name.clone(), r.clone())).collect(),
+        reports: reports
+            .iter()
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect(),
         base,
         catalog,
         limits: Limits {
@@ -466,8 +515,12 @@ pub async fn serve(
     });
     let manager = Arc::new(ConnectionManager::new());
     let startup = Arc::new(
-        auth::Startup::new(config.users.map(Arc::new), certificate.as_deref(), Arc::clone(&manager))
-            .map_err(|e| ServeError::Tls(e.to_string()))?,
+        auth::Startup::new(
+            config.users.map(Arc::new),
+            certificate.as_deref(),
+            Arc::clone(&manager),
+        )
+        .map_err(|e| ServeError::Tls(e.to_string()))?,
     );
     let simple = Arc::new(handler::Handler::new(Arc::clone(&shared)));
     let extended = Arc::new(handler::Extended::new(Arc::clone(&simple)));

@@ -50,7 +50,9 @@ pub fn classify(statement: &Statement) -> Kind {
         }
         Statement::StartTransaction { .. } => Kind::Begin,
         Statement::Commit { .. } => Kind::End { tag: "COMMIT" },
-        Statement::Rollback { savepoint: None, .. } => Kind::End { tag: "ROLLBACK" },
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Kind::End { tag: "ROLLBACK" },
         Statement::Rollback { .. } => Kind::Nothing {
             tag: "ROLLBACK".into(),
         },
@@ -92,9 +94,9 @@ pub fn classify(statement: &Statement) -> Kind {
                 name: "client_encoding".into(),
                 value: charset_name.to_string(),
             },
-            Set::SetTransaction { .. } | Set::SetSessionAuthorization(..) => Kind::Nothing {
-                tag: "SET".into(),
-            },
+            Set::SetTransaction { .. } | Set::SetSessionAuthorization(..) => {
+                Kind::Nothing { tag: "SET".into() }
+            }
             other => Kind::Refused {
                 what: format!("SET {other}"),
             },
@@ -192,9 +194,10 @@ impl VisitorMut for Rewrite<'_> {
             .projection
             .iter()
             .filter_map(|item| match item {
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
-                    Some(n.to_string().to_ascii_lowercase())
-                }
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    _,
+                ) => Some(n.to_string().to_ascii_lowercase()),
                 _ => None,
             })
             .collect();
@@ -262,10 +265,12 @@ impl VisitorMut for Rewrite<'_> {
                             args.join(", "),
                             column.replace('"', "\"\"")
                         );
-                        if let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(
-                            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-                            &sql,
-                        ) && let Some(Statement::Query(query)) = parsed.pop()
+                        if let Ok(mut parsed) =
+                            datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                                &sql,
+                            )
+                            && let Some(Statement::Query(query)) = parsed.pop()
                         {
                             let alias = alias.clone().unwrap_or(
                                 datafusion::sql::sqlparser::ast::TableAlias {
@@ -350,11 +355,15 @@ impl VisitorMut for Rewrite<'_> {
             }
             // `(record).field`: the field, by `get_field`.
             Expr::CompoundFieldAccess { root, access_chain }
-                if !matches!(root.as_ref(), Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                    && matches!(
-                        access_chain.first(),
-                        Some(datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(_)))
-                    ) =>
+                if !matches!(
+                    root.as_ref(),
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                ) && matches!(
+                    access_chain.first(),
+                    Some(datafusion::sql::sqlparser::ast::AccessExpr::Dot(
+                        Expr::Identifier(_)
+                    ))
+                ) =>
             {
                 use datafusion::sql::sqlparser::ast::{AccessExpr, Value};
                 let mut value = (**root).clone();
@@ -426,10 +435,9 @@ impl VisitorMut for Rewrite<'_> {
                 compare_op: BinaryOperator::Eq,
                 right,
                 ..
-            } if !matches!(right.as_ref(), Expr::Subquery(_)) => Some(call(
-                "array_has",
-                vec![(**right).clone(), (**left).clone()],
-            )),
+            } if !matches!(right.as_ref(), Expr::Subquery(_)) => {
+                Some(call("array_has", vec![(**right).clone(), (**left).clone()]))
+            }
             // `x <> ALL(array)`: whether the array lacks x.
             Expr::AllOp {
                 left,
@@ -437,10 +445,7 @@ impl VisitorMut for Rewrite<'_> {
                 right,
             } if !matches!(right.as_ref(), Expr::Subquery(_)) => Some(Expr::UnaryOp {
                 op: datafusion::sql::sqlparser::ast::UnaryOperator::Not,
-                expr: Box::new(call(
-                    "array_has",
-                    vec![(**right).clone(), (**left).clone()],
-                )),
+                expr: Box::new(call("array_has", vec![(**right).clone(), (**left).clone()])),
             }),
             // `current_schema`, `user` and friends are calls without parentheses.
             Expr::Identifier(ident)
@@ -466,8 +471,8 @@ impl VisitorMut for Rewrite<'_> {
 /// aggregated whole. (On no rows PostgreSQL gives `{}`, this NULL.)
 fn array_of(query: &datafusion::sql::sqlparser::ast::Query) -> Expr {
     use datafusion::sql::sqlparser::ast::{
-        FunctionArg, FunctionArgExpr, FunctionArgumentClause, GroupByExpr, OrderByKind,
-        SelectItem, SetExpr,
+        FunctionArg, FunctionArgExpr, FunctionArgumentClause, GroupByExpr, OrderByKind, SelectItem,
+        SetExpr,
     };
     let mut q = query.clone();
     let order = q.order_by.take();
@@ -555,7 +560,8 @@ pub fn second_chance(
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
             if let Expr::Subquery(query) = expr {
                 // Over a catalog table with no rows, a scalar subquery is NULL.
-                if let datafusion::sql::sqlparser::ast::SetExpr::Select(select) = query.body.as_ref()
+                if let datafusion::sql::sqlparser::ast::SetExpr::Select(select) =
+                    query.body.as_ref()
                     && rowless(select, self.empty)
                 {
                     *expr = Expr::value(datafusion::sql::sqlparser::ast::Value::Null);
@@ -581,7 +587,9 @@ pub fn second_chance(
 fn rowless(select: &datafusion::sql::sqlparser::ast::Select, empty: &dyn Fn(&str) -> bool) -> bool {
     use datafusion::sql::sqlparser::ast::{GroupByExpr, JoinOperator, SelectItem};
     let empty_name = |f: &TableFactor| match f {
-        TableFactor::Table { name, args: None, .. } => match name.0.last() {
+        TableFactor::Table {
+            name, args: None, ..
+        } => match name.0.last() {
             Some(ObjectNamePart::Identifier(i)) => empty(&i.value.to_ascii_lowercase()),
             _ => false,
         },
@@ -590,13 +598,17 @@ fn rowless(select: &datafusion::sql::sqlparser::ast::Select, empty: &dyn Fn(&str
     let joined_empty = select.from.iter().any(|t| {
         empty_name(&t.relation)
             || t.joins.iter().any(|j| {
-                matches!(j.join_operator, JoinOperator::Inner(_) | JoinOperator::Join(_))
-                    && empty_name(&j.relation)
+                matches!(
+                    j.join_operator,
+                    JoinOperator::Inner(_) | JoinOperator::Join(_)
+                ) && empty_name(&j.relation)
             })
     });
     let aggregates = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty())
         || select.projection.iter().any(|i| match i {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => is_aggregate(e),
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                is_aggregate(e)
+            }
             _ => false,
         });
     joined_empty && !aggregates
@@ -632,9 +644,10 @@ fn ordered_outside(statement: &mut Statement) -> bool {
         let name = match item {
             SelectItem::ExprWithAlias { alias, .. } => alias.clone(),
             SelectItem::UnnamedExpr(Expr::Identifier(id)) => id.clone(),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                parts.last().cloned().unwrap_or_else(|| Ident::new(format!("__c{i}")))
-            }
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts
+                .last()
+                .cloned()
+                .unwrap_or_else(|| Ident::new(format!("__c{i}"))),
             SelectItem::UnnamedExpr(e) => {
                 let alias = Ident::with_quote('"', e.to_string());
                 *item = SelectItem::ExprWithAlias {
@@ -679,10 +692,7 @@ fn ordered_outside(statement: &mut Statement) -> bool {
         limit_clause: None,
         ..(**query).clone()
     };
-    let outer_items: Vec<String> = names
-        .iter()
-        .map(|n| format!("__ordered.{n}"))
-        .collect();
+    let outer_items: Vec<String> = names.iter().map(|n| format!("__ordered.{n}")).collect();
     let Some(Statement::Query(mut outer)) = datafusion::sql::sqlparser::parser::Parser::parse_sql(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
         &format!("SELECT {} FROM x", outer_items.join(", ")),
@@ -758,7 +768,10 @@ fn contains_subquery(expr: &Expr) -> bool {
     impl Visitor for Find {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if matches!(e, Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }) {
+            if matches!(
+                e,
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+            ) {
                 self.0 = true;
                 return ControlFlow::Break(());
             }
@@ -794,8 +807,24 @@ fn array_literals(statement: &mut Statement) -> bool {
             if let Expr::BinaryOp { left, op, right } = expr
                 && matches!(op, BinaryOperator::Eq | BinaryOperator::NotEq)
             {
-                let text = |e: &Expr| call("array_to_string", vec![e.clone(), Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(",".into()))]);
-                let string = |s: String| Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s));
+                let text = |e: &Expr| {
+                    call(
+                        "array_to_string",
+                        vec![
+                            e.clone(),
+                            Expr::value(
+                                datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                                    ",".into(),
+                                ),
+                            ),
+                        ],
+                    )
+                };
+                let string = |s: String| {
+                    Expr::value(datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                        s,
+                    ))
+                };
                 if let Some(inner) = literal(right) {
                     *left = Box::new(text(left));
                     *right = Box::new(string(inner));
@@ -846,7 +875,15 @@ fn decorrelated(query: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> 
         let (outer_refs, inner_refs) = references(&conjunct, &inner);
         match (outer_refs, inner_refs) {
             (true, false) => outside.push(conjunct),
-            (true, true) if !matches!(&conjunct, Expr::BinaryOp { op: BinaryOperator::Eq, .. }) => {
+            (true, true)
+                if !matches!(
+                    &conjunct,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::Eq,
+                        ..
+                    }
+                ) =>
+            {
                 mixed.push(conjunct)
             }
             _ => kept.push(conjunct),
@@ -884,8 +921,10 @@ fn decorrelated(query: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> 
     match conjunction(conditions) {
         None => Some(subquery),
         Some(condition) => Some(Expr::Case {
-            case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-            end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            case_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            end_token:
+                datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
             operand: None,
             conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen {
                 condition,
@@ -910,7 +949,8 @@ fn inner_names(select: &datafusion::sql::sqlparser::ast::Select) -> Vec<String> 
                 })
                 .to_ascii_lowercase(),
         ),
-        TableFactor::Derived { alias: Some(a), .. } | TableFactor::Function { alias: Some(a), .. } => {
+        TableFactor::Derived { alias: Some(a), .. }
+        | TableFactor::Function { alias: Some(a), .. } => {
             names.push(a.name.value.to_ascii_lowercase())
         }
         _ => {}
@@ -936,7 +976,15 @@ fn conjuncts(expr: Option<Expr>) -> Vec<Expr> {
             out.extend(conjuncts(Some(*right)));
             out
         }
-        Some(Expr::Nested(inner)) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Some(Expr::Nested(inner))
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             conjuncts(Some(*inner))
         }
         Some(other) => vec![other],
@@ -1028,8 +1076,17 @@ fn is_aggregate(expr: &Expr) -> bool {
     match expr {
         Expr::Function(f) => matches!(
             f.name.to_string().to_ascii_lowercase().as_str(),
-            "count" | "sum" | "min" | "max" | "avg" | "array_agg" | "string_agg" | "bool_and"
-                | "bool_or" | "first_value" | "last_value"
+            "count"
+                | "sum"
+                | "min"
+                | "max"
+                | "avg"
+                | "array_agg"
+                | "string_agg"
+                | "bool_and"
+                | "bool_or"
+                | "first_value"
+                | "last_value"
         ),
         _ => false,
     }
@@ -1176,10 +1233,12 @@ mod tests {
             rewritten(
                 "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(runs)$' COLLATE pg_catalog.default"
             ),
-            "SELECT c.oid FROM pg_catalog.pg_class AS c WHERE c.relname ~ '^(runs)$'"
+            "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname ~ '^(runs)$'"
         );
         assert_eq!(
-            rewritten("SELECT 'pg_class'::regclass, x::pg_catalog.text, pg_catalog.format_type(1, 2)"),
+            rewritten(
+                "SELECT 'pg_class'::regclass, x::pg_catalog.text, pg_catalog.format_type(1, 2)"
+            ),
             "SELECT to_regclass('pg_class'), CAST(x AS TEXT), format_type(1, 2)"
         );
         assert_eq!(
@@ -1196,8 +1255,14 @@ mod tests {
     fn writes_are_refused_and_session_statements_answered() {
         let kind = |sql: &str| classify(&Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap()[0]);
         assert!(matches!(kind("DROP TABLE runs"), Kind::Refused { .. }));
-        assert!(matches!(kind("COPY runs TO '/tmp/x'"), Kind::Refused { .. }));
-        assert!(matches!(kind("INSERT INTO runs VALUES (1)"), Kind::Refused { .. }));
+        assert!(matches!(
+            kind("COPY runs TO '/tmp/x'"),
+            Kind::Refused { .. }
+        ));
+        assert!(matches!(
+            kind("INSERT INTO runs VALUES (1)"),
+            Kind::Refused { .. }
+        ));
         assert!(matches!(
             kind("SET datafusion.execution.batch_size = 1"),
             Kind::Set { .. }
