@@ -121,8 +121,12 @@ def main():
             time.sleep(0.2)
     # One warm-up pass, so page-cache effects of the first reads are not in the figures.
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for _, sql, params in QUESTIONS:
-            conn.execute(sql, params if params is not None else ((run_name,) if "%s" in sql else None)).fetchall()
+        for name, sql, params in QUESTIONS:
+            try:
+                conn.execute(sql, params if params is not None else ((run_name,) if "%s" in sql else None)).fetchall()
+            except Exception as e:
+                time.sleep(0.5)
+                sys.exit(f"warm-up {name}: {e}; server exit status {server.poll()}")
     fds_before = fds(server.pid)
 
     latencies = {name: [] for name, _, _ in QUESTIONS}

@@ -369,7 +369,6 @@ pub struct Lookup {
     namespaces: HashMap<String, u32>,
     /// oid → (arguments, result, namespace).
     procs: HashMap<u32, (String, String, u32)>,
-    proc_names: HashMap<String, u32>,
     /// (objoid, classoid, objsubid) → description.
     descriptions: HashMap<(u32, u32, i32), String>,
 }
@@ -388,12 +387,6 @@ impl Lookup {
 
     pub fn namespace(&self, name: &str) -> Option<u32> {
         self.namespaces.get(&unquote(name)).copied()
-    }
-
-    pub fn proc_oid(&self, name: &str) -> Option<u32> {
-        let plain = unquote(name);
-        let bare = plain.rsplit('.').next().unwrap_or(&plain);
-        self.proc_names.get(bare).copied()
     }
 
     /// How `format_type` writes a type (`NULL` for an oid it does not know, as PostgreSQL
@@ -583,7 +576,6 @@ impl Catalog {
             lookup
                 .procs
                 .insert(p.oid, (arguments, p.result.clone(), p.namespace));
-            lookup.proc_names.entry(p.name.clone()).or_insert(p.oid);
             if let Some(d) = &p.description {
                 lookup
                     .descriptions

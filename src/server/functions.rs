@@ -704,7 +704,7 @@ fn parse_ident(text: &str) -> Vec<String> {
 
 /// PostgreSQL's `json_build_object(key, value, ...)`, as JSON text.
 fn json_object(args: &[ScalarValue]) -> Result<String> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(DataFusionError::Plan(
             "json_build_object takes an even number of arguments".into(),
         ));

@@ -7,6 +7,10 @@
 //! up to date before the query starts (one sync serves every query that was waiting for it,
 //! none is answered from a sync that started before it arrived).
 
+// pgwire's ErrorInfo is the error of a statement: made once per failure and sent as it is,
+// so there is nothing to gain from boxing it on its way.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::ControlFlow;
@@ -77,6 +81,25 @@ pub struct Parsed {
     pub parameters: Vec<DataType>,
     /// The result's columns, for Describe.
     pub schema: Option<SchemaRef>,
+}
+
+/// What a statement is run with: its parameters' values (the extended protocol's Bind),
+/// the types the client declared for them, and the format it wants the rows in.
+pub struct Bound<'a> {
+    pub params: Option<Vec<ScalarValue>>,
+    pub types: &'a [Option<DataType>],
+    pub format: &'a Format,
+}
+
+impl Bound<'_> {
+    /// The simple protocol's: no parameters, rows as text.
+    fn simple() -> Bound<'static> {
+        Bound {
+            params: None,
+            types: &[],
+            format: &Format::UnifiedText,
+        }
+    }
 }
 
 /// The query handlers (simple and extended) and the extended protocol's parser.
@@ -207,10 +230,13 @@ impl Handler {
         conn: &Conn,
         statement: &Statement,
         sql: &str,
-        params: Option<Vec<ScalarValue>>,
-        types: &[Option<DataType>],
-        format: &Format,
+        bound: Bound<'_>,
     ) -> Result<QueryResponse, ErrorInfo> {
+        let Bound {
+            params,
+            types,
+            format,
+        } = bound;
         let started = Instant::now();
         let timeout = self.shared.limits.statement_timeout(&conn.session);
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -454,16 +480,12 @@ impl Handler {
         statement: Option<&Statement>,
         kind: &Kind,
         sql: &str,
-        params: Option<Vec<ScalarValue>>,
-        types: &[Option<DataType>],
-        format: &Format,
+        bound: Bound<'_>,
     ) -> Response {
+        let format = bound.format;
         let result = match kind {
             Kind::Query => match statement {
-                Some(s) => self
-                    .run(conn, s, sql, params, types, format)
-                    .await
-                    .map(Response::Query),
+                Some(s) => self.run(conn, s, sql, bound).await.map(Response::Query),
                 None => Err(error("42601", "empty statement")),
             },
             Kind::Set { name, value } => set(&conn.session, &self.shared.limits, name, value)
@@ -670,15 +692,7 @@ impl SimpleQueryHandler for Handler {
                 _ => query.to_string(),
             };
             let response = self
-                .answer(
-                    &conn,
-                    statement.as_ref(),
-                    kind,
-                    &sql,
-                    None,
-                    &[],
-                    &Format::UnifiedText,
-                )
+                .answer(&conn, statement.as_ref(), kind, &sql, Bound::simple())
                 .await;
             let failed = matches!(response, Response::Error(_));
             responses.push(response);
@@ -950,9 +964,11 @@ impl ExtendedQueryHandler for Extended {
                 parsed.statement.as_ref(),
                 &parsed.kind,
                 &parsed.sql,
-                params,
-                &declared,
-                &portal.result_column_format,
+                Bound {
+                    params,
+                    types: &declared,
+                    format: &portal.result_column_format,
+                },
             )
             .await)
     }

@@ -587,13 +587,15 @@ pub async fn serve(
             tokio::pin!(serving);
             let startup = tokio::time::sleep(STARTUP_TIMEOUT);
             tokio::pin!(startup);
-            loop {
-                tokio::select! {
-                    _ = &mut serving => break,
-                    _ = &mut startup, if !authenticated.load(Ordering::SeqCst) => {
-                        // Said nothing, or never finished authenticating: close it.
+            tokio::select! {
+                _ = &mut serving => {}
+                _ = &mut startup => {
+                    // Said nothing, or never finished authenticating: close it. (The flag
+                    // is read when the timer fires: a select does not look at it again.)
+                    if !authenticated.load(Ordering::SeqCst) {
                         return;
                     }
+                    let _ = (&mut serving).await;
                 }
             }
             if authenticated.load(Ordering::SeqCst) {

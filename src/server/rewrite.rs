@@ -826,12 +826,12 @@ fn array_literals(statement: &mut Statement) -> bool {
                     ))
                 };
                 if let Some(inner) = literal(right) {
-                    *left = Box::new(text(left));
-                    *right = Box::new(string(inner));
+                    **left = text(left);
+                    **right = string(inner);
                     self.0 = true;
                 } else if let Some(inner) = literal(left) {
-                    *right = Box::new(text(right));
-                    *left = Box::new(string(inner));
+                    **right = text(right);
+                    **left = string(inner);
                     self.0 = true;
                 }
             }

@@ -43,7 +43,7 @@ impl Served {
             .unwrap_or_else(free_port);
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = runql();
-        if !before.iter().any(|a| *a == "--store") {
+        if !before.contains(&"--store") {
             cmd.arg("--demo");
         }
         cmd.args(before).arg("serve").args(after);
@@ -596,7 +596,7 @@ fn pgjdbc_metadata_lists_tables_columns_and_functions() {
     for table in TABLES {
         let row = with("table")
             .into_iter()
-            .find(|l| l[1] == "zenml" && l[2] == table.to_string())
+            .find(|l| l[1] == "zenml" && l[2] == table)
             .unwrap_or_else(|| panic!("getTables lacks {table}:\n{text}"));
         assert_eq!(row[3], "TABLE");
         assert_ne!(
@@ -1066,6 +1066,7 @@ fn sigterm_stops_the_server_within_its_grace() {
         .unwrap();
     let (status, log, took) = served.stop();
     let _ = client.kill();
+    let _ = client.wait();
     assert!(status.success(), "{status:?}: {log}");
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert!(
