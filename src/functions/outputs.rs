@@ -101,14 +101,7 @@ impl OutputIndex for ExportOutputs {
         let mut wanted_ids: HashMap<String, &str> = HashMap::new();
         for id in ids {
             let hex = store_id(id).ok_or_else(|| not_an_id(id))?;
-            let dashed = format!(
-                "{}-{}-{}-{}-{}",
-                &hex[..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..]
-            );
+            let dashed = crate::tables::dashed_id(&hex).ok_or_else(|| not_an_id(id))?;
             wanted_ids.insert(dashed, id);
         }
         let mut found: HashMap<&str, OutputFiles> = HashMap::new();

@@ -256,17 +256,7 @@ impl Fresh {
     fn step_id_strings(&self) -> Vec<String> {
         self.step_ids
             .iter()
-            .map(|n| {
-                let h = format!("{n:032x}");
-                format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..]
-                )
-            })
+            .filter_map(|n| crate::tables::dashed_id(&format!("{n:032x}")))
             .collect()
     }
 }

@@ -1068,15 +1068,8 @@ fn binary_parameter(portal: &Portal<Parsed>, i: usize, ty: &Type) -> PgWireResul
                     String::from_utf8_lossy(bytes.get(1..).unwrap_or_default()).into_owned()
                 }
                 Type::UUID if bytes.len() == 16 => {
-                    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    format!(
-                        "{}-{}-{}-{}-{}",
-                        &h[..8],
-                        &h[8..12],
-                        &h[12..16],
-                        &h[16..20],
-                        &h[20..]
-                    )
+                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                    crate::tables::dashed_id(&hex).unwrap_or(hex)
                 }
                 Type::JSON => String::from_utf8_lossy(&bytes).into_owned(),
                 _ => {

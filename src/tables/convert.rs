@@ -134,7 +134,13 @@ fn unexpected(column: &str, wanted: &str, got: ValueRef<'_>) -> DataFusionError 
     ))
 }
 
-/// `4a37d064f1674efab898926992f19e19` → `4a37d064-f167-4efa-b898-926992f19e19`.
+/// `4a37d064f1674efab898926992f19e19` → `4a37d064-f167-4efa-b898-926992f19e19`, the form
+/// runql's tables show ids in.
+pub fn dashed_id(hex: &str) -> Option<String> {
+    dashed(hex).map(|d| String::from_utf8_lossy(&d).into_owned())
+}
+
+/// [`dashed_id`] in place, for the conversion of every id a scan reads.
 fn dashed(hex: &str) -> Option<[u8; 36]> {
     let bytes = hex.as_bytes();
     if bytes.len() != 32 {

@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
+pub use convert::dashed_id;
 pub use provider::ZenTable;
 pub use scan::{ScanTiming, ZenScanExec, lookup, scan_timings};
 

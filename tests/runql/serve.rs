@@ -256,6 +256,18 @@ fn shared_queries() -> Vec<(Value, String)> {
             "SELECT * FROM run_steps('first_pipeline')",
         ),
         q(
+            "report slowest_steps",
+            "SELECT * FROM slowest_steps(%s)",
+            json!(["first_pipeline"]),
+            "",
+        ),
+        q(
+            "report cache_hit_rate",
+            "SELECT * FROM cache_hit_rate()",
+            Value::Null,
+            "",
+        ),
+        q(
             "pipelines",
             "SELECT pipeline_name, run_count, created FROM pipelines ORDER BY pipeline_name",
             Value::Null,
@@ -279,6 +291,8 @@ fn expected(name: &str, literal: &str) -> Vec<Value> {
             &["since=2000-01-01T00:00:00Z", "until=2100-01-01T00:00:00Z"],
         ),
         "report run_steps" => report_rows("run_steps", &["pipeline=first_pipeline"]),
+        "report slowest_steps" => report_rows("slowest_steps", &["pipeline=first_pipeline"]),
+        "report cache_hit_rate" => report_rows("cache_hit_rate", &[]),
         _ => runql_rows(literal),
     }
 }
@@ -397,7 +411,15 @@ fn psql_lists_describes_and_queries() {
 
 #[test]
 fn python_clients_answer_as_runql_does() {
-    let served = Served::start(&[], &[]);
+    // Logged in with SCRAM, as a dashboard's service user would be.
+    let served = Served::start_with(
+        &[],
+        &[],
+        &[
+            ("RUNQL_SERVE_USER", "dash"),
+            ("RUNQL_SERVE_PASSWORD", "d@sh pw"),
+        ],
+    );
     let queries = shared_queries();
     let file = write_queries(&served, &queries);
     let python = client_python();
@@ -405,7 +427,7 @@ fn python_clients_answer_as_runql_does() {
         Command::new(&python)
             .arg(script("clients.py"))
             .arg("psycopg")
-            .arg(served.dsn("runql", None))
+            .arg(served.dsn("dash", Some("'d@sh pw'")))
             .arg(&file),
         "psycopg",
     );
@@ -434,7 +456,10 @@ fn python_clients_answer_as_runql_does() {
     assert_eq!(got["server_version"], 150000);
     assert_eq!(got["parameter TimeZone"], "Etc/UTC");
 
-    let url = format!("postgresql+psycopg://runql@127.0.0.1:{}/runql", served.port);
+    let url = format!(
+        "postgresql+psycopg://dash:d%40sh%20pw@127.0.0.1:{}/runql",
+        served.port
+    );
     let got = run_json(
         Command::new(&python)
             .arg(script("clients.py"))
@@ -497,7 +522,7 @@ fn node_pg() -> PathBuf {
 
 #[test]
 fn node_postgres_answers_as_runql_does() {
-    let served = Served::start(&[], &[]);
+    let served = Served::start_with(&[], &[], &[("RUNQL_SERVE_PASSWORD", "node pw")]);
     let queries = shared_queries();
     let file = write_queries(&served, &queries);
     let got = run_json(
@@ -508,9 +533,22 @@ fn node_postgres_answers_as_runql_does() {
             .env("PGHOST", "127.0.0.1")
             .env("PGPORT", served.port.to_string())
             .env("PGUSER", "runql")
+            .env("PGPASSWORD", "node pw")
             .env("PGDATABASE", "runql"),
         "node",
     );
+    // Introspection, as a node dashboard backend lists what it can chart.
+    let tables: Vec<&str> = got["introspection"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["table_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, {
+        let mut t = TABLES.to_vec();
+        t.sort();
+        t
+    });
     for (q, literal) in &queries {
         let name = q["name"].as_str().unwrap();
         let want = expected(name, literal);

@@ -26,6 +26,8 @@ async function main() {
       return o;
     });
   }
+  out["introspection"] = (await client.query(
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", ["zenml"])).rows;
   // A named prepared statement, run twice.
   const named = { name: "latest", text: "SELECT run_name FROM runs WHERE pipeline_name = $1 ORDER BY start_time DESC LIMIT 1", values: ["first_pipeline"] };
   out["prepared"] = [(await client.query(named)).rows, (await client.query(named)).rows];
