@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
-use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
+use super::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use super::arrow::datatypes::{Field, Schema};
+use super::arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
 pub fn to_batch(value: &Value) -> Result<RecordBatch, String> {

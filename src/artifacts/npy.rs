@@ -4,16 +4,21 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
+use super::arrow::array::{
     ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
     Int64Array, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt32Array as Indices,
     UInt64Array,
 };
-use datafusion::arrow::compute::take;
-use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
+use super::arrow::compute::take;
+use super::arrow::datatypes::{Field, Schema};
+use super::arrow::record_batch::RecordBatch;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// The most rows an array with no columns (shape `(n, 0)`) may claim.
+const MAX_EMPTY_ROWS: usize = 1 << 20;
+/// The most columns an array with no rows (shape `(0, n)`) may claim.
+const MAX_EMPTY_COLUMNS: usize = 1 << 12;
 
 #[derive(Debug, PartialEq)]
 struct Header {
@@ -25,7 +30,13 @@ struct Header {
 /// The array as rows: 0-D and 1-D as `index`, `value`; 2-D as `row`, `c0`, `c1`, ...
 pub fn to_batch(bytes: &[u8]) -> Result<RecordBatch, String> {
     let (header, data) = parse(bytes)?;
-    let count: usize = header.shape.iter().product();
+    // The header's shape is a claim, not a fact: every count derived from it is checked
+    // against the bytes that follow it before anything is allocated.
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or_else(|| format!("the .npy shape {:?} is too large", header.shape))?;
     let flat = decode(&header.descr, data, count)?;
     let (rows, cols) = match header.shape.as_slice() {
         [] => (1, None),
@@ -38,6 +49,21 @@ pub fn to_batch(bytes: &[u8]) -> Result<RecordBatch, String> {
             ));
         }
     };
+    // Only an empty array has more rows or columns than elements: they cost memory and no
+    // byte of the file, so their number is bounded here (fuzz/'s npy target found `(0, n)`).
+    if (rows > count && rows > MAX_EMPTY_ROWS)
+        || cols.is_some_and(|c| c > count && c > MAX_EMPTY_COLUMNS)
+    {
+        return Err(format!(
+            "the .npy shape {:?} claims rows or columns of no elements",
+            header.shape
+        ));
+    }
+    if count > u32::MAX as usize {
+        return Err(format!(
+            "{count} elements are more than runql reads from one .npy file"
+        ));
+    }
     let index: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
     let Some(cols) = cols else {
         let schema = Schema::new(vec![
@@ -141,14 +167,25 @@ macro_rules! numbers {
 
 /// The `count` elements of `data` as one Arrow array, in file order.
 fn decode(descr: &str, data: &[u8], count: usize) -> Result<ArrayRef, String> {
+    let unsupported = || format!("dtype {descr} is not supported");
+    // `<f8`: byte order, kind, item size; anything shorter or not ASCII is no dtype runql reads.
+    if descr.len() < 3 || !descr.is_ascii() {
+        return Err(unsupported());
+    }
     let (order, kind) = descr.split_at(1);
     let big = order == ">";
     let (code, size) = kind.split_at(1);
-    let size: usize = size
-        .parse()
-        .map_err(|_| format!("dtype {descr} is not supported"))?;
-    let item = if code == "U" { size * 4 } else { size };
-    let needed = count * item;
+    let size: usize = size.parse().map_err(|_| unsupported())?;
+    let item = if code == "U" {
+        size.checked_mul(4)
+    } else {
+        Some(size)
+    }
+    .filter(|n| *n > 0)
+    .ok_or_else(unsupported)?;
+    let needed = count
+        .checked_mul(item)
+        .ok_or_else(|| format!("{count} elements of {descr} are too large for a .npy file"))?;
     if data.len() < needed {
         return Err(format!(
             "truncated .npy data: {count} elements of {descr} need {needed} bytes, the file has {}",
@@ -292,5 +329,36 @@ mod tests {
                 .value(0),
             7
         );
+    }
+
+    /// Headers whose claims the data cannot back: each an error, none a panic or an
+    /// allocation the file's size does not pay for.
+    #[test]
+    fn headers_claiming_more_than_the_file_holds_are_errors() {
+        let cases = [
+            ("<U0", "(1000000000000,)"),
+            ("<f0", "(5,)"),
+            ("<", "(1,)"),
+            ("\u{e9}f8", "(1,)"),
+            ("<f8", "(18446744073709551615, 3)"),
+            ("<f8", "(4294967296, 4294967296)"),
+            ("<f8", "(1000000000000000, 0)"),
+            ("<i8", "(0, 4073709551615)"),
+            ("<U4611686018427387904", "(1,)"),
+        ];
+        for (descr, shape) in cases {
+            let err = to_batch(&npy(descr, false, shape, &[0; 16])).unwrap_err();
+            assert!(!err.is_empty(), "{descr} {shape}");
+        }
+        // An empty 2-D array of a few rows is still read.
+        let batch = to_batch(&npy("<f8", false, "(3, 0)", &[])).unwrap();
+        assert_eq!((batch.num_rows(), batch.num_columns()), (3, 1));
+    }
+
+    /// Found by fuzz/'s npy target: `(0, 4073709551615)` made four trillion empty columns.
+    #[test]
+    fn fuzz_found_empty_rows_of_many_columns() {
+        let file = include_bytes!("../../tests/fixtures/fuzz/npy-empty-rows-of-many-columns.npy");
+        assert!(to_batch(file).is_err());
     }
 }
