@@ -181,6 +181,17 @@ def catch_up(args, runql, store, cache):
     print(f"catch-up after one new run (sync + count(*)): {t * 1000:.0f} ms median of {len(times)}, peak RSS {rss / 1024:.0f} MB")
 
 
+def grown_store(runs):
+    """The fixture store grown to `runs` runs, made once and kept in ~/.cache/runql/bench."""
+    cache = Path.home() / ".cache/runql/bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / f"zenml-{runs}.db"
+    if not store.exists():
+        print(f"growing the fixture store to {runs} runs ...", file=sys.stderr)
+        subprocess.run([sys.executable, str(ROOT / "bench/grow_store.py"), str(FIXTURE), str(store), str(runs)], check=True)
+    return store
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=100_000)
@@ -194,11 +205,7 @@ def main():
     args = parser.parse_args()
     runql = runql_binary()
     cache = Path.home() / ".cache/runql/bench"
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"zenml-{args.runs}.db"
-    if not store.exists():
-        print(f"growing the fixture store to {args.runs} runs ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "bench/grow_store.py"), str(FIXTURE), str(store), str(args.runs)], check=True)
+    store = grown_store(args.runs)
     print(f"store: {store} ({store.stat().st_size / 1e6:.0f} MB, {args.runs} runs); {args.reps} repetitions, medians")
     flags = []
     if args.mirror:

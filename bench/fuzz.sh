@@ -39,9 +39,13 @@ run() {
     -print_final_stats=1 >"$log" 2>&1 || status=$?
   local execs
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
+  # A finding stops the run early: the time is what it ran, from libFuzzer's own rate.
+  local rate ran
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | awk '{print $2}')
+  ran=$(( ${rate:-0} > 0 ? ${execs:-0} / rate : 0 ))
   local crashes
   crashes=$(find "artifacts/$target" -type f 2>/dev/null | wc -l)
-  echo "$target: ${seconds}s, ${execs:-?} executions, exit $status, $crashes crash inputs (log $log)"
+  echo "$target: ${ran}s of ${seconds}s, ${execs:-?} executions, exit $status, $crashes crash inputs (log $log)"
 }
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
   run "${targets[i]}" &

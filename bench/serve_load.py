@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests/fixtures/zenml-0.98.0/zenml.db"
 
 # (name, SQL with psycopg placeholders, parameters)
 QUESTIONS = [
@@ -90,12 +89,10 @@ def main():
         os.execve(args.python, [args.python, __file__, *sys.argv[1:]], env)
     import psycopg
 
-    cache = Path.home() / ".cache/runql/bench"
-    cache.mkdir(parents=True, exist_ok=True)
-    store = cache / f"zenml-{args.runs}.db"
-    if not store.exists():
-        print(f"growing the fixture store to {args.runs} runs ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "bench/grow_store.py"), str(FIXTURE), str(store), str(args.runs)], check=True)
+    from bench import grown_store  # the benchmark's store, grown once for both
+
+    store = grown_store(args.runs)
+    cache = store.parent
     run_name = subprocess.run(
         ["sqlite3", "-readonly", str(store), "SELECT name FROM pipeline_run ORDER BY random() LIMIT 1"],
         capture_output=True, text=True, check=True,
