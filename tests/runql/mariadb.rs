@@ -181,7 +181,7 @@ fn start() -> MariaDb {
     let server = format!(
         "/usr/sbin/mariadbd --no-defaults --datadir={data} --port={port} --bind-address=127.0.0.1 \
          --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin \
-         --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
+         --innodb-buffer-pool-size=256M --innodb-log-file-size=96M --innodb-flush-log-at-trx-commit=2 \
          --ssl-ca={tls}/ca.pem --ssl-cert={tls}/server.pem --ssl-key={tls}/server.key \
          >{base}/server.log 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; \

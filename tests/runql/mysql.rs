@@ -367,6 +367,96 @@ fn a_limit_reached_leaves_no_query_behind() {
     assert_eq!(running.trim(), "0");
 }
 
+/// Rows MariaDB has sent to `user`'s connections (its user statistics, turned on here),
+/// once the count stands still: a statement's rows are added as its thread finishes it,
+/// which may be just after the client has read them.
+fn rows_sent_to(server: &MariaDb, user: &str) -> u64 {
+    let read = || {
+        let sent = server.root_sql(
+            None,
+            &format!(
+                "SELECT ROWS_SENT FROM information_schema.USER_STATISTICS WHERE USER = '{user}'"
+            ),
+        );
+        sent.trim().parse::<u64>().unwrap_or(0)
+    };
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = read();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+#[test]
+fn a_limit_reached_stops_the_server_sending_the_rest() {
+    let database = "grown_for_a_limit";
+    let server = private_copy(database);
+    // 110k steps: the fixture's, copied with ids and names of their own (the big text columns
+    // left out, so the copy is quick).
+    server.root_sql(
+        Some(database),
+        "SET FOREIGN_KEY_CHECKS = 0; \
+         CREATE TEMPORARY TABLE grown AS SELECT s.*, q.seq AS n FROM step_run s JOIN seq_1_to_5000 q; \
+         UPDATE grown SET id = MD5(CONCAT(id, '-', n)), name = CONCAT(name, '-', n), \
+           source_code = NULL, docstring = NULL, step_configuration = NULL, exception_info = NULL; \
+         ALTER TABLE grown DROP COLUMN n; \
+         INSERT INTO step_run SELECT * FROM grown",
+    );
+    let steps: u64 = server
+        .root_sql(Some(database), "SELECT count(*) FROM step_run")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(steps > 100_000, "{steps}");
+    // A reader of its own, so that only this test's queries count.
+    let user = "limit_watcher";
+    let password = "watcher-Pw-51c";
+    server.root_sql(
+        None,
+        &format!(
+            "SET GLOBAL userstat = 1; \
+             CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'; \
+             GRANT SELECT ON {database}.* TO '{user}'@'127.0.0.1'"
+        ),
+    );
+    let url = format!(
+        "mysql://{user}:{password}@127.0.0.1:{}/{database}",
+        server.port
+    );
+
+    // Reading every step: the counter sees them all (so it measures what runql reads).
+    let before = rows_sent_to(server, user);
+    let all = json_on(
+        &url,
+        "SELECT count(step_id) AS n FROM steps WHERE step_name LIKE '%_%'",
+    );
+    assert_eq!(all[0]["n"], steps);
+    let sent_for_all = rows_sent_to(server, user) - before;
+    assert!(
+        sent_for_all >= steps,
+        "{sent_for_all} rows sent for {steps}"
+    );
+
+    // The filter is not exact on MySQL (a `_` in LIKE), so the LIMIT stays in DataFusion and
+    // the scan is dropped once the first row passes: the server must stop there, not send
+    // the rest for runql to read and throw away.
+    let before = rows_sent_to(server, user);
+    let one = json_on(
+        &url,
+        "SELECT step_id FROM steps WHERE step_name LIKE '%_%' LIMIT 1",
+    );
+    assert_eq!(one.len(), 1);
+    let sent_for_one = rows_sent_to(server, user) - before;
+    assert!(
+        sent_for_one < steps / 4,
+        "{sent_for_one} of {steps} rows were sent for a LIMIT 1"
+    );
+}
+
 #[test]
 fn reading_changes_nothing_in_the_store() {
     let (server, database, url) = newest();

@@ -145,6 +145,12 @@ impl MysqlStore {
                 .map_err(|e| self.query_error(e))?;
             let mut texts: Vec<String> = Vec::new();
             loop {
+                // Asked at every row, not only while the server is slow: a consumer that has
+                // what it wanted (a LIMIT) is gone while rows still pour in.
+                if cancelled() {
+                    stopped = true;
+                    break;
+                }
                 let next = {
                     let next = result.next();
                     tokio::pin!(next);
@@ -194,9 +200,10 @@ impl MysqlStore {
             }
         }
         if stopped || failed.is_some() {
-            // The server may still be computing or sending the rest: have it stop, and close
-            // this connection rather than read what is left of the result.
-            self.kill_query(id);
+            // The server may still be computing or sending the rest: have it stop first, then
+            // close this connection. Closing reads what is left of the result, so the kill
+            // must land before it: in the other order the server sends every remaining row.
+            self.kill_query(id).await;
             let _ = conn.disconnect().await;
         } else if conn.query_drop("COMMIT").await.is_ok() {
             self.release(conn);
@@ -207,16 +214,13 @@ impl MysqlStore {
         }
     }
 
-    /// `KILL QUERY id` from a connection of its own, in the background.
-    fn kill_query(&self, id: u32) {
-        let address = self.address.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Ok(mut conn) = connect(&address).await {
-                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
-                    let _ = conn.disconnect().await;
-                }
-            });
+    /// `KILL QUERY id` from a connection of its own (a server that does not answer within
+    /// `connect`'s 10 s is given up on: closing the connection stops the query too).
+    async fn kill_query(&self, id: u32) {
+        // Every moment the kill takes, the server keeps filling the socket with rows.
+        if let Ok(mut conn) = connect_with(&self.address, Vec::new()).await {
+            let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+            let _ = conn.disconnect().await;
         }
     }
 
@@ -240,6 +244,12 @@ async fn connect(address: &MysqlAddress) -> StoreResult<Conn> {
         .map(|s| s.to_string())
         .collect();
     setup.push("SET SESSION TRANSACTION READ ONLY".to_string());
+    connect_with(address, setup).await
+}
+
+/// A new session running the statements `init` first (none for a `KILL QUERY`, which is
+/// sent sooner without them).
+async fn connect_with(address: &MysqlAddress, init: Vec<String>) -> StoreResult<Conn> {
     let opts = OptsBuilder::default()
         .ip_or_hostname(address.host.clone())
         .tcp_port(address.port)
@@ -248,7 +258,7 @@ async fn connect(address: &MysqlAddress) -> StoreResult<Conn> {
         .db_name(Some(address.database.clone()))
         // Reached at the address given, never through a local socket it may name.
         .prefer_socket(false)
-        .init(setup)
+        .init(init)
         .ssl_opts(address.ssl_opts());
     let connecting = Conn::new(opts);
     match tokio::time::timeout(std::time::Duration::from_secs(10), connecting).await {
