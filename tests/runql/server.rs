@@ -353,6 +353,119 @@ fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
     assert_eq!(offline[0]["n"], 7);
 }
 
+/// Runs a sync of `server` in the background and, as soon as the server has answered its
+/// first list of runs (the fill is under way: the steps, artifact versions and pipelines are
+/// still to come), does `fault` to it. runql is held still (SIGSTOP) while the fault is
+/// made, so that it lands between two of runql's requests whatever the machine's speed.
+/// Returns runql's output.
+fn fault_in_the_middle_of_a_sync(
+    server: &ZenServer,
+    cache: &Path,
+    fault: impl FnOnce(&ZenServer),
+) -> Output {
+    let logged_before = server.log().len();
+    let child = runql_on(server, cache)
+        .env("RUNQL_SERVER_TIMEOUT", "5")
+        .args(["-c", "SELECT count(*) FROM runs"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs_answered = |log: &str| {
+        log.get(logged_before..)
+            .is_some_and(|l| l.contains("GET /api/v1/runs?") && l.contains(" 200"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !runs_answered(&server.log()) {
+        assert!(std::time::Instant::now() < deadline, "no runs were listed");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    fault(server);
+    signal("-CONT");
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_server_killed_in_the_middle_of_a_first_fill_leaves_no_mirror() {
+    let server = private("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let out = fault_in_the_middle_of_a_sync(&server, cache.path(), ZenServer::kill);
+    assert_one_line_failure(&out, "cannot connect", &server.api_key);
+    // Nothing half-read stands as a mirror: no manifest, no staging folder left behind.
+    let folder = only_mirror(cache.path());
+    let left: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".lock")
+        .collect();
+    assert!(left.is_empty(), "an interrupted fill left {left:?}");
+    let offline = runql_on(&server, cache.path())
+        .args(["--offline", "-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&offline, "no mirror", &server.api_key);
+}
+
+#[test]
+fn a_server_error_in_the_middle_of_a_sync_leaves_the_mirror_as_it_was() {
+    let server = private("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    assert_eq!(
+        count(&server, cache.path(), "SELECT count(*) AS n FROM runs"),
+        7
+    );
+    // A new run for the next sync to bring, so a half-done sync would show in the files.
+    server.run_pipelines(&["1"]);
+    let mirror = only_mirror(cache.path());
+    let before = snapshot(&mirror);
+    // The server's database loses tables under it (a botched migration, a restore gone
+    // wrong): every list after the runs answers 500, as a real ZenML server does.
+    let out = fault_in_the_middle_of_a_sync(&server, cache.path(), |server| {
+        let broken = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1], timeout=30)\n\
+                 db.execute('ALTER TABLE artifact_version RENAME TO artifact_version_gone')\n\
+                 db.execute('ALTER TABLE pipeline RENAME TO pipeline_gone')\n\
+                 db.commit()",
+            ])
+            .arg(server.store_file())
+            .status()
+            .unwrap();
+        assert!(broken.success());
+    });
+    assert_one_line_failure(&out, "HTTP 500", &server.api_key);
+    assert!(
+        server.log().contains(" 500"),
+        "the server answered no 500: {}",
+        server.log()
+    );
+    assert_eq!(
+        snapshot(&mirror),
+        before,
+        "a failed sync changed the mirror"
+    );
+    let offline = rows_with(
+        &server,
+        cache.path(),
+        &["--offline"],
+        "SELECT count(*) AS n FROM runs",
+    );
+    assert_eq!(
+        offline[0]["n"], 7,
+        "the mirror as the last good sync left it"
+    );
+}
+
 #[test]
 fn offline_without_a_mirror_says_so() {
     let server = shared("0.98.0");

@@ -48,6 +48,16 @@ impl ZenServer {
         }
     }
 
+    /// What the server has logged so far (uvicorn's access lines among it).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.base.join("server.log")).unwrap_or_default()
+    }
+
+    /// The store file the server serves (a copy of the fixture's).
+    pub fn store_file(&self) -> PathBuf {
+        self.base.join("zenml.db")
+    }
+
     /// A request to the server's API as its admin; the answer's JSON.
     pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let script = "import json, sys, urllib.request
