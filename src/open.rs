@@ -168,7 +168,8 @@ async fn open_target(
                 });
             }
             let credential = locate::credential(server, options.api_key_file.as_deref())?;
-            let client = RestClient::new(server.clone(), credential, server_timeout()?)?;
+            let client = RestClient::new(server.clone(), credential, server_timeout()?)?
+                .keep_session_in(dir.join(".session"));
             let mirror = Mirror {
                 source: Source::Server(Arc::new(client)),
                 dir: dir.clone(),

@@ -399,12 +399,13 @@ fn a_server_killed_in_the_middle_of_a_first_fill_leaves_no_mirror() {
     let cache = tempfile::tempdir().unwrap();
     let out = fault_in_the_middle_of_a_sync(&server, cache.path(), ZenServer::kill);
     assert_one_line_failure(&out, "cannot connect", &server.api_key);
-    // Nothing half-read stands as a mirror: no manifest, no staging folder left behind.
+    // Nothing half-read stands as a mirror: no manifest, no staging folder left behind
+    // (only the lock and the login kept for the next process).
     let folder = only_mirror(cache.path());
     let left: Vec<String> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != ".lock")
+        .filter(|name| name != ".lock" && name != ".session")
         .collect();
     assert!(left.is_empty(), "an interrupted fill left {left:?}");
     let offline = runql_on(&server, cache.path())
@@ -520,6 +521,62 @@ fn the_api_key_is_never_shown_or_stored() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&mirror).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "mirror folder mode {mode:o}");
+}
+
+#[test]
+fn a_login_is_kept_for_the_next_process_until_the_key_is_revoked() {
+    let server = private("0.98.0");
+    let cache = tempfile::tempdir().unwrap();
+    let logins = |server: &ZenServer| server.log().matches("POST /api/v1/login").count();
+    let before = logins(&server);
+    for _ in 0..3 {
+        assert_eq!(
+            count(&server, cache.path(), "SELECT count(*) AS n FROM runs"),
+            7
+        );
+    }
+    // ZenML verifies a key at /login in most of a second: three processes, one login.
+    assert_eq!(logins(&server) - before, 1, "{}", server.log());
+    let session = only_mirror(cache.path()).join(".session");
+    let kept = std::fs::read_to_string(&session).unwrap();
+    assert!(
+        !kept.contains(server.api_key.as_str()),
+        "the kept session holds the key"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&session).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "session file mode {mode:o}");
+
+    // Another key of the same server logs in for itself and leaves the kept token be.
+    let other = "ZENKEY_not-a-real-key-91aa";
+    let out = runql_on(&server, cache.path())
+        .env("ZENML_STORE_API_KEY", other)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "refused", other);
+    assert_eq!(std::fs::read_to_string(&session).unwrap(), kept);
+
+    // The key deleted on the server: the kept token ends with it.
+    let accounts = server.admin("GET", "/service_accounts", None);
+    for account in accounts["items"].as_array().unwrap() {
+        let id = account["id"].as_str().unwrap();
+        let keys = server.admin("GET", &format!("/service_accounts/{id}/api_keys"), None);
+        for key in keys["items"].as_array().unwrap() {
+            let key_id = key["id"].as_str().unwrap();
+            server.admin(
+                "DELETE",
+                &format!("/service_accounts/{id}/api_keys/{key_id}"),
+                None,
+            );
+        }
+    }
+    let out = runql_on(&server, cache.path())
+        .args(["-c", "SELECT count(*) FROM runs"])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "refused", &server.api_key);
+    assert!(!session.exists(), "a refused token is not kept");
 }
 
 #[test]

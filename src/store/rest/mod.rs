@@ -142,6 +142,71 @@ pub struct RestClient {
     credential: Credential,
     /// The bearer token of the current login.
     token: tokio::sync::Mutex<Option<Secret>>,
+    /// Where the login's token is kept between runql processes (see [`Session`]).
+    session: Option<Session>,
+}
+
+/// The token a login gave, kept in a file of the user's alone so that the next runql process
+/// need not log in again: ZenML spends most of a second verifying an API key (or password)
+/// at `/login`, and a one-shot command would pay that at every start. ZenML's own client
+/// keeps its token likewise (in `credentials.yaml`). The server checks at every request
+/// that the key behind a token is still there, active and not rotated, so a deleted key
+/// ends a kept token too; a refused token is dropped and the login made again. The file
+/// names the credential it was made with by a SHA-256 of it, never the credential itself.
+#[derive(Debug)]
+struct Session {
+    file: std::path::PathBuf,
+    credential: String,
+}
+
+impl Session {
+    fn new(file: std::path::PathBuf, address: &ServerAddress, credential: &Credential) -> Self {
+        let material = match credential {
+            Credential::ApiKey(key) | Credential::Token(key) => key.expose().to_string(),
+            Credential::Password { username, password } => {
+                format!("{username}\0{}", password.expose())
+            }
+        };
+        let digest = ring::digest::digest(
+            &ring::digest::SHA256,
+            format!("{address}\0{material}").as_bytes(),
+        );
+        let credential = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Self { file, credential }
+    }
+
+    /// The kept token, when it was made with this credential.
+    fn token(&self) -> Option<Secret> {
+        let text = std::fs::read_to_string(&self.file).ok()?;
+        let (credential, token) = text.split_once('\n')?;
+        (credential == self.credential && !token.trim().is_empty())
+            .then(|| Secret::new(token.trim()))
+    }
+
+    /// Keeps `token` (readable by the user only; written whole, then renamed into place).
+    /// A folder that cannot hold it only costs the next process a login.
+    fn keep(&self, token: &Secret) {
+        use std::io::Write;
+        let staged = self.file.with_extension(format!("{}", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&staged).and_then(|mut f| {
+            writeln!(f, "{}", self.credential)?;
+            writeln!(f, "{}", token.expose())
+        });
+        if written.is_err() || std::fs::rename(&staged, &self.file).is_err() {
+            let _ = std::fs::remove_file(&staged);
+        }
+    }
+
+    /// Drops the kept token if it is this credential's (another's stays for its owner).
+    fn forget(&self) {
+        if self.token().is_some() {
+            let _ = std::fs::remove_file(&self.file);
+        }
+    }
 }
 
 impl fmt::Debug for RestClient {
@@ -178,7 +243,14 @@ impl RestClient {
             address,
             credential,
             token: tokio::sync::Mutex::new(None),
+            session: None,
         })
+    }
+
+    /// Keeps the login's token in `file` for the next process (see [`Session`]).
+    pub fn keep_session_in(mut self, file: std::path::PathBuf) -> Self {
+        self.session = Some(Session::new(file, &self.address, &self.credential));
+        self
     }
 
     pub fn address(&self) -> &ServerAddress {
@@ -273,21 +345,45 @@ impl RestClient {
         Ok(())
     }
 
+    /// The token to send: this process's, else the kept one, else a new login's. `renew`
+    /// after the server refused the token in hand.
     async fn bearer(&self, renew: bool) -> StoreResult<Secret> {
         let mut token = self.token.lock().await;
         if let Some(t) = token.as_ref().filter(|_| !renew) {
             return Ok(t.clone());
         }
-        let fresh = match &self.credential {
-            Credential::Token(t) => t.clone(),
-            Credential::ApiKey(key) => self.login(&[("password", key.expose())]).await?,
-            Credential::Password { username, password } => {
-                self.login(&[("username", username), ("password", password.expose())])
-                    .await?
+        let kept = self
+            .session
+            .as_ref()
+            .filter(|_| !renew)
+            .and_then(Session::token);
+        let fresh = match (&self.credential, kept) {
+            (Credential::Token(t), _) => t.clone(),
+            (_, Some(kept)) => kept,
+            (Credential::ApiKey(key), None) => {
+                let t = self.login(&[("password", key.expose())]).await;
+                self.kept(t)?
+            }
+            (Credential::Password { username, password }, None) => {
+                let t = self
+                    .login(&[("username", username), ("password", password.expose())])
+                    .await;
+                self.kept(t)?
             }
         };
         *token = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// A login's outcome, kept for the next process (a refused login forgets the kept token).
+    fn kept(&self, login: StoreResult<Secret>) -> StoreResult<Secret> {
+        if let Some(session) = &self.session {
+            match &login {
+                Ok(token) => session.keep(token),
+                Err(_) => session.forget(),
+            }
+        }
+        login
     }
 
     async fn login(&self, form: &[(&str, &str)]) -> StoreResult<Secret> {
