@@ -12,12 +12,16 @@ use super::parquet::errors::ParquetError;
 
 /// The file's rows as one batch.
 ///
+/// The file's Thrift structures are walked first ([`thrift::check`]): parquet 59 can spend
+/// hours of CPU on a few kilobytes of them.
+///
 /// arrow-ipc 59 panics (`unimplemented!`) on some Arrow schemas a file may embed in its
 /// metadata (found by `fuzz/`'s parquet_artifact target). Such a file is read again with
 /// Parquet's own schema, and a panic in that read too is an error: a file in a bucket is
 /// untrusted input, and it must not end the process.
 pub fn to_batch(bytes: Vec<u8>) -> Result<RecordBatch, ParquetError> {
     let bytes = bytes::Bytes::from(bytes);
+    thrift::check(&bytes)?;
     let attempt = |skip_arrow_schema: bool| {
         let bytes = bytes.clone();
         quietly(move || read(bytes, skip_arrow_schema))
@@ -39,6 +43,206 @@ fn read(bytes: bytes::Bytes, skip_arrow_schema: bool) -> Result<RecordBatch, Par
         .map(|b| b.with_schema(Arc::clone(&schema)))
         .collect::<Result<_, _>>()?;
     Ok(concat_batches(&schema, &batches)?)
+}
+
+/// A bounded walk of a Parquet file's Thrift structures (its footer and every page header),
+/// before parquet reads them.
+///
+/// parquet 59 skips a field it does not know without bounds: a list of booleans is skipped
+/// element by element without reading a byte (compact Thrift spends one byte on each), so a
+/// header that claims 2^31 of them costs seconds, and a file of such headers hours (found by
+/// `fuzz/`'s parquet_artifact target; parquet 60 reads them, but DataFusion 55 links 59).
+/// Every element of a compact-Thrift collection takes at least one byte, so a collection
+/// claiming more elements than there are bytes left is damage, and refusing it keeps this
+/// walk, and parquet's after it, linear in the file's size.
+mod thrift {
+    use super::super::parquet::file::metadata::ParquetMetaDataReader;
+    use super::ParquetError;
+
+    /// Deeper than any structure Parquet writes (parquet's own limit).
+    const MAX_DEPTH: u32 = 64;
+
+    fn damaged(what: &str) -> ParquetError {
+        ParquetError::General(format!("the Parquet file is damaged ({what})"))
+    }
+
+    pub fn check(file: &bytes::Bytes) -> Result<(), ParquetError> {
+        let Some(tail) = file.len().checked_sub(8).map(|at| &file[at..]) else {
+            return Ok(()); // too short for Parquet: parquet says so
+        };
+        if &tail[4..] != b"PAR1" {
+            return Ok(()); // not Parquet, or an encrypted footer: parquet says what it is
+        }
+        let length = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as usize;
+        let Some(start) = (file.len() - 8).checked_sub(length) else {
+            return Ok(());
+        };
+        Walk::new(&file[start..file.len() - 8]).value(STRUCT, 0)?;
+        // The footer is sound: parquet may read it, and it says where the pages are.
+        let Ok(metadata) = ParquetMetaDataReader::new().parse_and_finish(file) else {
+            return Ok(());
+        };
+        for group in metadata.row_groups() {
+            for chunk in group.columns() {
+                let first = chunk
+                    .dictionary_page_offset()
+                    .unwrap_or(chunk.data_page_offset())
+                    .min(chunk.data_page_offset());
+                let (Ok(mut at), Ok(size)) = (
+                    usize::try_from(first),
+                    usize::try_from(chunk.compressed_size()),
+                ) else {
+                    continue;
+                };
+                let end = at.saturating_add(size).min(file.len());
+                while at < end {
+                    let mut walk = Walk::new(&file[at..end]);
+                    walk.value(STRUCT, 0)?;
+                    let Some(page) = walk.page_size.and_then(|n| usize::try_from(n).ok()) else {
+                        break;
+                    };
+                    at = at.saturating_add(walk.read).saturating_add(page);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    const BOOL_TRUE: u8 = 1;
+    const BOOL_FALSE: u8 = 2;
+    const STRUCT: u8 = 12;
+
+    struct Walk<'a> {
+        bytes: &'a [u8],
+        read: usize,
+        /// A top-level `compressed_page_size` (field 3, i32): how far the next page header is.
+        page_size: Option<i64>,
+    }
+
+    impl<'a> Walk<'a> {
+        fn new(bytes: &'a [u8]) -> Self {
+            Self {
+                bytes,
+                read: 0,
+                page_size: None,
+            }
+        }
+
+        fn left(&self) -> usize {
+            self.bytes.len() - self.read
+        }
+
+        fn byte(&mut self) -> Result<u8, ParquetError> {
+            let b = *self
+                .bytes
+                .get(self.read)
+                .ok_or_else(|| damaged("cut short"))?;
+            self.read += 1;
+            Ok(b)
+        }
+
+        fn skip(&mut self, n: usize) -> Result<(), ParquetError> {
+            if n > self.left() {
+                return Err(damaged("cut short"));
+            }
+            self.read += n;
+            Ok(())
+        }
+
+        fn varint(&mut self) -> Result<u64, ParquetError> {
+            let mut value = 0u64;
+            for shift in (0..64).step_by(7) {
+                let b = self.byte()?;
+                value |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return Ok(value);
+                }
+            }
+            Err(damaged("a number longer than 64 bits"))
+        }
+
+        /// A count of elements, each at least a byte.
+        fn count(&mut self, count: u64) -> Result<u64, ParquetError> {
+            if count > self.left() as u64 {
+                return Err(damaged("a list longer than the bytes left"));
+            }
+            Ok(count)
+        }
+
+        /// One value of compact-Thrift type `kind`.
+        fn value(&mut self, kind: u8, depth: u32) -> Result<(), ParquetError> {
+            if depth > MAX_DEPTH {
+                return Err(damaged("structures nested too deep"));
+            }
+            match kind {
+                BOOL_TRUE | BOOL_FALSE => Ok(()),
+                3 => self.skip(1),
+                4..=6 => self.varint().map(|_| ()),
+                7 => self.skip(8),
+                8 => {
+                    let n = self.varint()?;
+                    self.skip(usize::try_from(n).map_err(|_| damaged("cut short"))?)
+                }
+                9 | 10 => {
+                    let header = self.byte()?;
+                    let element = header & 0x0f;
+                    let short = u64::from(header >> 4);
+                    let n = if short == 15 { self.varint()? } else { short };
+                    for _ in 0..self.count(n)? {
+                        // In a list a boolean is a byte of its own.
+                        if element == BOOL_TRUE || element == BOOL_FALSE {
+                            self.skip(1)?;
+                        } else {
+                            self.value(element, depth + 1)?;
+                        }
+                    }
+                    Ok(())
+                }
+                11 => {
+                    let n = self.varint()?;
+                    let n = self.count(n)?;
+                    if n > 0 {
+                        let kinds = self.byte()?;
+                        for _ in 0..n {
+                            for kind in [kinds >> 4, kinds & 0x0f] {
+                                if kind == BOOL_TRUE || kind == BOOL_FALSE {
+                                    self.skip(1)?;
+                                } else {
+                                    self.value(kind, depth + 1)?;
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                STRUCT => {
+                    let mut id: i64 = 0;
+                    loop {
+                        let header = self.byte()?;
+                        if header == 0 {
+                            return Ok(());
+                        }
+                        let kind = header & 0x0f;
+                        id = match header >> 4 {
+                            0 => zigzag(self.varint()?),
+                            delta => id + i64::from(delta),
+                        };
+                        if depth == 0 && id == 3 && kind == 5 {
+                            self.page_size = Some(zigzag(self.varint()?));
+                        } else {
+                            self.value(kind, depth + 1)?;
+                        }
+                    }
+                }
+                13 => self.skip(16),
+                _ => Err(damaged("an unknown Thrift type")),
+            }
+        }
+    }
+
+    fn zigzag(n: u64) -> i64 {
+        ((n >> 1) as i64) ^ -((n & 1) as i64)
+    }
 }
 
 thread_local! {
@@ -70,6 +274,43 @@ mod tests {
 
     /// Found by fuzz/'s parquet_artifact target: an embedded Arrow schema with a field of type
     /// NONE made arrow-ipc panic. Parquet's own schema reads the file, or it is an error.
+    /// Found by fuzz/'s parquet_artifact target: 5.5 KB whose page headers hold lists of
+    /// booleans claiming billions of elements took parquet 1.3 s a read here (40 s under the
+    /// fuzzer). Refused by the walk, at once.
+    #[test]
+    fn fuzz_found_lists_of_billions_of_booleans() {
+        let file = include_bytes!("../../tests/fixtures/fuzz/parquet-40-seconds-to-decode.parquet");
+        let started = std::time::Instant::now();
+        let err = to_batch(file.to_vec()).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    /// Every real DataFrame of the fixtures still reads (the walk refuses no sound file).
+    #[test]
+    fn the_fixtures_parquet_frames_pass_the_walk() {
+        let mut found = 0;
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures"
+        ))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.file_name().is_some_and(|n| n == "df.parquet.gzip") {
+                    let bytes = std::fs::read(&path).unwrap();
+                    thrift::check(&bytes::Bytes::from(bytes.clone()))
+                        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                    assert!(to_batch(bytes).is_ok(), "{}", path.display());
+                    found += 1;
+                }
+            }
+        }
+        assert!(found > 10, "{found} Parquet frames in the fixtures");
+    }
+
     #[test]
     fn fuzz_found_arrow_schema_of_type_none() {
         let file =
