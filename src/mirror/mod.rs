@@ -842,14 +842,17 @@ const FRESH_RUNS: &str = "SELECT r.run_id, r.run_name, r.pipeline_id, r.pipeline
      FROM __fresh_steps GROUP BY run_id) s ON s.run_id = r.run_id";
 
 /// Fresh steps of fresh runs (numbered as they arrived: in ZenML's order; every step of a
-/// fresh run is fresh, so its position from the end is counted here).
+/// fresh run is fresh, so its position from the end is counted here). The count per run is
+/// a join with an aggregate, not a window: a window sorts every step with its source code
+/// and configuration in memory, which is gigabytes on a first fill of a large server.
 const FRESH_STEPS: &str = "SELECT s.step_id, s.step_name, s.entrypoint, s.run_id, r.run_name, \
      r.pipeline_name, s.status, s.is_cached, s.original_step_id, s.start_time, s.end_time, \
-     s.duration_s, s.step_index, \
-     s.step_index - COUNT(*) OVER (PARTITION BY s.run_id) AS step_rindex, \
+     s.duration_s, s.step_index, s.step_index - c.n AS step_rindex, \
      s.parameters, s.config, s.cache_key, s.code_hash, \
      s.docstring, s.source_code, s.exception \
-     FROM __fresh_steps s JOIN __fresh_runs r ON r.run_id = s.run_id";
+     FROM __fresh_steps s JOIN __fresh_runs r ON r.run_id = s.run_id \
+     JOIN (SELECT run_id, COUNT(*) AS n FROM __fresh_steps GROUP BY run_id) c \
+     ON c.run_id = s.run_id";
 
 const FRESH_OUTPUTS: &str = "SELECT o.output_id, o.output_name, o.step_id, o.step_name, \
      o.run_id, r.run_name, r.pipeline_name, o.artifact_name, o.artifact_version, \
