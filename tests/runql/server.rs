@@ -364,7 +364,7 @@ fn fault_in_the_middle_of_a_sync(
     fault: impl FnOnce(&ZenServer),
 ) -> Output {
     let logged_before = server.log().len();
-    let child = runql_on(server, cache)
+    let mut child = runql_on(server, cache)
         .env("RUNQL_SERVER_TIMEOUT", "5")
         .args(["-c", "SELECT count(*) FROM runs"])
         .stdout(std::process::Stdio::piped())
@@ -375,8 +375,15 @@ fn fault_in_the_middle_of_a_sync(
         log.get(logged_before..)
             .is_some_and(|l| l.contains("GET /api/v1/runs?") && l.contains(" 200"))
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     while !runs_answered(&server.log()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "runql ended ({status}) before the server listed runs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(std::time::Instant::now() < deadline, "no runs were listed");
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
