@@ -339,18 +339,31 @@ fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
         .unwrap();
     assert_one_line_failure(&out, "cannot connect", &server.api_key);
     assert!(started.elapsed().as_secs() < 30, "retries are bounded");
+    assert_mirror_as_it_was(&server, cache.path(), &mirror, &before);
+}
+
+/// A failed sync left the mirror byte for byte as it was, and it still answers offline.
+fn assert_mirror_as_it_was(
+    server: &ZenServer,
+    cache: &Path,
+    mirror: &Path,
+    before: &BTreeMap<String, Vec<u8>>,
+) {
     assert_eq!(
-        snapshot(&mirror),
+        &snapshot(mirror),
         before,
         "a failed sync changed the mirror"
     );
     let offline = rows_with(
-        &server,
-        cache.path(),
+        server,
+        cache,
         &["--offline"],
         "SELECT count(*) AS n FROM runs",
     );
-    assert_eq!(offline[0]["n"], 7);
+    assert_eq!(
+        offline[0]["n"], 7,
+        "the mirror as the last good sync left it"
+    );
 }
 
 /// Runs a sync of `server` in the background and, as soon as the server has answered its
@@ -457,21 +470,7 @@ fn a_server_error_in_the_middle_of_a_sync_leaves_the_mirror_as_it_was() {
         "the server answered no 500: {}",
         server.log()
     );
-    assert_eq!(
-        snapshot(&mirror),
-        before,
-        "a failed sync changed the mirror"
-    );
-    let offline = rows_with(
-        &server,
-        cache.path(),
-        &["--offline"],
-        "SELECT count(*) AS n FROM runs",
-    );
-    assert_eq!(
-        offline[0]["n"], 7,
-        "the mirror as the last good sync left it"
-    );
+    assert_mirror_as_it_was(&server, cache.path(), &mirror, &before);
 }
 
 #[test]
