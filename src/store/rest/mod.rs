@@ -360,23 +360,29 @@ impl RestClient {
         let fresh = match (&self.credential, kept) {
             (Credential::Token(t), _) => t.clone(),
             (_, Some(kept)) => kept,
-            (Credential::ApiKey(key), None) => {
-                let t = self.login(&[("password", key.expose())]).await;
-                self.kept(t)?
-            }
+            (Credential::ApiKey(key), None) => self.login(&[("password", key.expose())]).await?,
             (Credential::Password { username, password }, None) => {
-                let t = self
-                    .login(&[("username", username), ("password", password.expose())])
-                    .await;
-                self.kept(t)?
+                self.login(&[("username", username), ("password", password.expose())])
+                    .await?
             }
         };
         *token = Some(fresh.clone());
         Ok(fresh)
     }
 
-    /// A login's outcome, kept for the next process (a refused login forgets the kept token).
-    fn kept(&self, login: StoreResult<Secret>) -> StoreResult<Secret> {
+    /// A new token for the credential, kept for the next process (a refused login forgets
+    /// the kept one).
+    async fn login(&self, form: &[(&str, &str)]) -> StoreResult<Secret> {
+        let url = self.address.endpoint("/login");
+        let login = self
+            .retrying("/login", || self.http.post(&url).form(form))
+            .await
+            .and_then(|body| {
+                body["access_token"]
+                    .as_str()
+                    .map(|t| Secret::new(t.trim()))
+                    .ok_or_else(|| self.error("the login answer has no access token"))
+            });
         if let Some(session) = &self.session {
             match &login {
                 Ok(token) => session.keep(token),
@@ -384,17 +390,6 @@ impl RestClient {
             }
         }
         login
-    }
-
-    async fn login(&self, form: &[(&str, &str)]) -> StoreResult<Secret> {
-        let url = self.address.endpoint("/login");
-        let body = self
-            .retrying("/login", || self.http.post(&url).form(form))
-            .await?;
-        body["access_token"]
-            .as_str()
-            .map(|t| Secret::new(t.trim()))
-            .ok_or_else(|| self.error("the login answer has no access token"))
     }
 
     /// GET `path`; `auth` sends the bearer token, logging in again once when the server
