@@ -97,7 +97,7 @@ def server_time_per_list(log, since):
     return [(name, last - first, n) for name, (first, last, n) in spans.items()]
 
 
-def serve_from_mariadb(runs, store, work):
+def serve_from_mariadb(runs, store):
     """MariaDB holding the grown store, with a ZenML user; returns (process, store URL)."""
     base = Path.home() / f".cache/runql/bench/mariadb-server-{runs}"
     base.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="runql-server-bench-"))
     database = None
     if args.database == "mariadb":
-        database, store_url = serve_from_mariadb(args.runs, store, work)
+        database, store_url = serve_from_mariadb(args.runs, store)
     else:
         served = work / "zenml.db"
         shutil.copyfile(store, served)
