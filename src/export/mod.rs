@@ -17,11 +17,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::file_format::parquet::transform_schema_to_view;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -139,6 +142,11 @@ pub struct TableSummary {
     pub bytes: u64,
     /// The partition column this table was split on, if any.
     pub partition: Option<String>,
+    /// The columns its files hold, each `[name, Arrow type]`, so a reader knows the table's
+    /// schema without opening every file's footer (folders written before runql recorded
+    /// them have none: their footers are read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<(String, String)>,
 }
 
 /// The column a table is split on for `by`, if the table has one.
@@ -676,11 +684,8 @@ async fn append_staged(
     // Each table's rows now: the rows before, less those the change set replaces, plus its own.
     let mut totals = Vec::with_capacity(written.len());
     for summary in &written {
-        let before = previous
-            .tables
-            .iter()
-            .find(|t| t.table == summary.table)
-            .map_or(0, |t| t.rows);
+        let base = previous.tables.iter().find(|t| t.table == summary.table);
+        let before = base.map_or(0, |t| t.rows);
         let replaced = if summary.table == "pipelines" {
             before
         } else {
@@ -698,12 +703,9 @@ async fn append_staged(
         };
         totals.push(TableSummary {
             rows: before.saturating_sub(replaced) + summary.rows,
-            bytes: previous
-                .tables
-                .iter()
-                .find(|t| t.table == summary.table)
-                .map_or(0, |t| t.bytes)
-                + summary.bytes,
+            bytes: base.map_or(0, |t| t.bytes) + summary.bytes,
+            // The table's own files are the ones written before: their columns stay.
+            columns: base.map(|t| t.columns.clone()).unwrap_or_default(),
             ..summary.clone()
         });
     }
@@ -855,6 +857,14 @@ async fn write_tables(
         let df = ctx
             .sql(&format!("SELECT {select} FROM ({rows}) AS t"))
             .await?;
+        // A partition column is the folders' names, not a column of the files.
+        let columns = df
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| !partition_by.contains(f.name()))
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect();
         let mut parquet = TableParquetOptions::default();
         parquet.global.compression = Some("zstd(3)".to_string());
         // The writer holds a row group in memory until it is full; steps carry kilobytes of
@@ -895,6 +905,7 @@ async fn write_tables(
             rows,
             bytes: dir_size(&dir)?,
             partition: partition.map(|(name, _)| name.to_string()),
+            columns,
         });
     }
     Ok(summaries)
@@ -1039,42 +1050,37 @@ pub(crate) async fn register_tables(
     manifest: &Manifest,
     prefix: &str,
 ) -> Result<()> {
-    let partitions: HashMap<&str, Option<&str>> = manifest
+    let summaries: HashMap<&str, &TableSummary> = manifest
         .tables
         .iter()
-        .map(|t| (t.table.as_str(), t.partition.as_deref()))
+        .map(|t| (t.table.as_str(), t))
         .collect();
     for def in TABLES {
-        let Some(partition) = partitions.get(def.name) else {
+        let Some(summary) = summaries.get(def.name) else {
             continue;
         };
-        // (files, partition column, change sets after this part)
-        let mut parts = vec![(dir.join(def.name), *partition, &manifest.changes[..])];
+        // (files, what the manifest says of them, change sets after this part)
+        let mut parts = vec![(dir.join(def.name), *summary, &manifest.changes[..])];
         for (i, change) in manifest.changes.iter().enumerate() {
             let written = change.tables.iter().find(|t| t.table == def.name);
             // A change set without rows of this table still replaces earlier rows.
-            if written.is_some_and(|t| t.rows > 0) {
+            if let Some(written) = written.filter(|t| t.rows > 0) {
                 parts.push((
                     dir.join(&change.dir).join(def.name),
-                    None,
+                    written,
                     &manifest.changes[i + 1..],
                 ));
             }
         }
         let mut selects = Vec::with_capacity(parts.len());
-        for (i, (files, partition, later)) in parts.into_iter().enumerate() {
+        for (i, (files, summary, later)) in parts.into_iter().enumerate() {
             let keep = match kept(def.name, later) {
                 Kept::None => continue,
                 Kept::All => String::new(),
                 Kept::Where(condition) => format!(" WHERE {condition}"),
             };
             let raw = format!("__files_{prefix}{}_{i}", def.name);
-            let mut read = ParquetReadOptions::default();
-            if let Some(col) = partition {
-                read = read.table_partition_cols(vec![(col.to_string(), DataType::Utf8)]);
-            }
-            ctx.register_parquet(&raw, &format!("{}/", files.display()), read)
-                .await?;
+            register_part(ctx, &raw, &files, summary).await?;
             // An export written by an older runql lacks the columns added since: they read
             // as NULL, as a ZenML release that does not record a column does.
             let written = ctx.table(raw.as_str()).await?.schema().clone();
@@ -1113,6 +1119,53 @@ pub(crate) async fn register_tables(
         .await?;
     }
     Ok(())
+}
+
+/// Registers one part of a table (its base files or a change set's) as the table `name`.
+/// When the manifest records the part's columns, they are its schema, as DataFusion would
+/// infer it from the files (text as views when the session reads Parquet so); otherwise
+/// every file's footer is read to infer it. Recorded columns spare a query that does not
+/// touch a table the reading of its footers: most of a short query's time on a large mirror.
+async fn register_part(
+    ctx: &SessionContext,
+    name: &str,
+    files: &Path,
+    summary: &TableSummary,
+) -> Result<()> {
+    let mut read = ParquetReadOptions::default();
+    if let Some(col) = &summary.partition {
+        read = read.table_partition_cols(vec![(col.clone(), DataType::Utf8)]);
+    }
+    let path = format!("{}/", files.display());
+    let Some(schema) = recorded_schema(&summary.columns) else {
+        return ctx.register_parquet(name, &path, read).await;
+    };
+    let state = ctx.state();
+    let schema = if state
+        .config_options()
+        .execution
+        .parquet
+        .schema_force_view_types
+    {
+        transform_schema_to_view(&schema)
+    } else {
+        schema
+    };
+    let options = read.to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    ctx.register_listing_table(name, &path, options, Some(Arc::new(schema)), None)
+        .await
+}
+
+/// The schema a manifest's `columns` record, if it records one runql can read.
+fn recorded_schema(columns: &[(String, String)]) -> Option<Schema> {
+    if columns.is_empty() {
+        return None;
+    }
+    let fields = columns
+        .iter()
+        .map(|(name, kind)| Some(Field::new(name, kind.parse::<DataType>().ok()?, true)))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Schema::new(fields))
 }
 
 /// Which rows of a part of `table` a reader sees, given the change sets written after it.

@@ -265,3 +265,27 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Rewrites an export folder's manifest as a runql that did not record each part's columns
+/// wrote it: a reader then infers every table's schema from the files' footers.
+pub fn forget_recorded_columns(folder: &Path) {
+    let path = folder.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut forgot = 0;
+    let mut forget = |tables: &mut Value| {
+        for table in tables.as_array_mut().unwrap() {
+            if table.as_object_mut().unwrap().remove("columns").is_some() {
+                forgot += 1;
+            }
+        }
+    };
+    forget(&mut manifest["tables"]);
+    if let Some(changes) = manifest.get_mut("changes").and_then(Value::as_array_mut) {
+        for change in changes {
+            forget(&mut change["tables"]);
+        }
+    }
+    assert!(forgot >= 6, "the manifest recorded no columns: {manifest}");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}

@@ -315,3 +315,96 @@ fn an_incremental_export_equals_the_store_after_a_new_run() {
     );
     assert!(latest.iter().all(|r| r["n"] == 1), "{latest:?}");
 }
+
+/// Each table's columns (name and type) and rows (in a stable order) as a folder reads them.
+fn tables_as_read(folder: &Path) -> Vec<(Vec<Value>, Vec<String>)> {
+    TABLES
+        .iter()
+        .map(|table| {
+            let columns = query_json_on(folder, &format!("DESCRIBE {table}"))
+                .into_iter()
+                .map(|c| serde_json::json!([c["column_name"], c["data_type"]]))
+                .collect();
+            let mut rows: Vec<String> = query_json_on(folder, &format!("SELECT * FROM {table}"))
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            rows.sort();
+            (columns, rows)
+        })
+        .collect()
+}
+
+#[test]
+fn recorded_columns_read_as_the_footers_do_and_spare_the_other_tables_files() {
+    for partition in [None, Some("date"), Some("pipeline_name")] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra: Vec<&str> = partition.map_or(vec![], |p| vec!["--partition-by", p]);
+        let out = export(dir.path(), &extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recorded = tables_as_read(dir.path());
+        assert!(
+            recorded
+                .iter()
+                .all(|(columns, rows)| columns.len() > 3 && !rows.is_empty())
+        );
+
+        // With the columns recorded, a query of one table opens no other table's files:
+        // the metadata table's files are made unreadable, and runs still answer.
+        let copy = tempfile::tempdir().unwrap();
+        let copied = copy.path().join("export");
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(dir.path())
+            .arg(&copied)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for file in walk_files(&copied.join("metadata")) {
+            std::fs::write(file, b"not parquet").unwrap();
+        }
+        let sql = "SELECT count(*) AS n FROM runs";
+        assert_eq!(
+            query_json_on(&copied, sql),
+            query_json_on(dir.path(), sql),
+            "{partition:?}"
+        );
+
+        // A folder whose manifest records none (an older runql's) reads the same, from its
+        // footers, and then needs every table's files.
+        forget_recorded_columns(dir.path());
+        assert_eq!(
+            tables_as_read(dir.path()),
+            recorded,
+            "partition {partition:?}"
+        );
+        forget_recorded_columns(&copied);
+        let out = runql()
+            .arg("--store")
+            .arg(&copied)
+            .args(["-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "footers were not read: {partition:?}"
+        );
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
