@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::config::TableParquetOptions;
+use datafusion::common::config::{ParquetColumnOptions, TableParquetOptions};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::datasource::file_format::options::ReadOptions;
 use datafusion::datasource::file_format::parquet::transform_schema_to_view;
@@ -42,6 +42,23 @@ fn row_group_rows(table: &str) -> usize {
         _ => 16 * 1024,
     }
 }
+
+/// Columns rows are looked up by, which get a Parquet bloom filter per row group: ids are
+/// random, so row groups' min/max cannot skip any, and without one a lookup of a few runs
+/// (a user's, or a sync's count of the rows it replaces) decodes the whole column. A 100k-run
+/// mirror takes 84 MB with them, 82 MB without.
+fn lookup_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "runs" | "inputs" => &["run_id"],
+        "steps" => &["run_id", "step_id"],
+        "outputs" => &["run_id", "output_id"],
+        "metadata" => &["resource_id"],
+        _ => &[],
+    }
+}
+
+/// A lookup of a few ids reads about this share of the row groups that lack them.
+const LOOKUP_FPP: f64 = 0.01;
 
 /// The file in an export folder that says what it holds.
 pub const MANIFEST: &str = "manifest.json";
@@ -872,6 +889,17 @@ async fn write_tables(
         // groups, written one at a time, keep an export's memory bounded.
         parquet.global.max_row_group_size = row_group_rows(table);
         parquet.global.allow_single_file_parallelism = false;
+        for column in lookup_columns(table) {
+            parquet.column_specific_options.insert(
+                (*column).to_string(),
+                ParquetColumnOptions {
+                    bloom_filter_enabled: Some(true),
+                    bloom_filter_fpp: Some(LOOKUP_FPP),
+                    bloom_filter_ndv: Some(row_group_rows(table) as u64),
+                    ..Default::default()
+                },
+            );
+        }
         parquet.key_value_metadata.insert(
             "runql.table".into(),
             Some(format!("{table}: {}", def.summary())),

@@ -408,3 +408,58 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_lookup_of_an_absent_id_skips_row_groups_by_their_bloom_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (table, column) in [
+        ("runs", "run_id"),
+        ("steps", "run_id"),
+        ("steps", "step_id"),
+        ("outputs", "run_id"),
+        ("outputs", "output_id"),
+        ("inputs", "run_id"),
+        ("metadata", "resource_id"),
+    ] {
+        // An id between the table's smallest and largest: min/max statistics keep its row
+        // group, only a bloom filter can tell it is not there.
+        let ids: Vec<String> = query_json_on(
+            dir.path(),
+            &format!(
+                "SELECT DISTINCT {column} AS id FROM {table} WHERE {column} IS NOT NULL ORDER BY 1"
+            ),
+        )
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+        assert!(ids.len() >= 3, "{table}.{column}: {ids:?}");
+        let middle = &ids[ids.len() / 2];
+        let last = middle.chars().last().unwrap().to_digit(16).unwrap();
+        let absent = format!("{}{:x}", &middle[..middle.len() - 1], (last + 1) % 16);
+        assert!(!ids.contains(&absent));
+        let plan = stdout_ok(runql().arg("--store").arg(dir.path()).args([
+            "--format",
+            "csv",
+            "-c",
+            &format!("EXPLAIN ANALYZE SELECT count(*) FROM {table} WHERE {column} = '{absent}'"),
+        ]));
+        let pruned = plan
+            .split("row_groups_pruned_bloom_filter=")
+            .skip(1)
+            .any(|m| {
+                m.split(',')
+                    .next()
+                    .is_some_and(|m| m.ends_with("total → 0 matched") && !m.starts_with('0'))
+            });
+        assert!(
+            pruned,
+            "{table}.{column}: no row group skipped by a bloom filter:\n{plan}"
+        );
+    }
+}
