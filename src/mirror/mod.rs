@@ -450,13 +450,35 @@ pub async fn sync(
     if let Some(p) = &previous
         && p.tables.iter().any(|t| t.table == "runs")
     {
-        let previous_ids: BTreeSet<String> = strings(&ctx, "SELECT run_id FROM __prev_runs")
+        // The runs the mirror and this sync know of: the mirror's count (its manifest's)
+        // and the fresh runs it does not hold, looked up by id (bloom filters) rather than
+        // reading every run id the mirror holds.
+        let fresh_ids: Vec<String> = fresh.run_ids.iter().cloned().collect();
+        let held = if fresh_ids.is_empty() {
+            0
+        } else {
+            strings(
+                &ctx,
+                &format!(
+                    "SELECT run_id FROM __prev_runs WHERE run_id IN ({})",
+                    id_list(&fresh_ids)
+                ),
+            )
             .await?
-            .into_iter()
-            .collect();
+            .len() as u64
+        };
+        let mirrored = p
+            .tables
+            .iter()
+            .find(|t| t.table == "runs")
+            .map_or(0, |t| t.rows);
+        let known = mirrored + fresh_ids.len() as u64 - held.min(fresh_ids.len() as u64);
         let server_total = client.page("/runs", &[], 1, 1).await?.total;
-        let known = previous_ids.union(&fresh.run_ids).count() as u64;
         if server_total != known {
+            let previous_ids: BTreeSet<String> = strings(&ctx, "SELECT run_id FROM __prev_runs")
+                .await?
+                .into_iter()
+                .collect();
             let mut ids = BTreeSet::new();
             let all = Items::All { size: IDS_PAGE };
             read(
