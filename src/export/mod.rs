@@ -1058,14 +1058,17 @@ fn derived(table: &str, column: &str) -> Option<&'static str> {
     }
 }
 
-/// What a table's derived columns join: `counted`, for runs.
-fn derived_join(table: &str, parts: &str) -> String {
+/// A table's rows (`parts`) with what its derived columns join: `counted`, for runs. The
+/// counts (a row per pipeline) come first, as the join's build side: built on the runs,
+/// the join held every run with its configuration in memory (170 MB for a `SELECT *` of
+/// 100k runs).
+fn derived_from(table: &str, parts: &str) -> String {
     match table {
         "runs" => format!(
-            " LEFT JOIN (SELECT pipeline_id, count(*) AS runs FROM ({parts}) AS p \
-             GROUP BY pipeline_id) AS counted ON counted.pipeline_id = parts.pipeline_id"
+            "(SELECT pipeline_id, count(*) AS runs FROM ({parts}) AS p GROUP BY pipeline_id) \
+             AS counted RIGHT JOIN ({parts}) AS parts ON counted.pipeline_id = parts.pipeline_id"
         ),
-        _ => String::new(),
+        _ => format!("({parts}) AS parts"),
     }
 }
 
@@ -1139,10 +1142,10 @@ pub(crate) async fn register_tables(
             .collect();
         let parts = selects.join(" UNION ALL ");
         ctx.sql(&format!(
-            "CREATE VIEW {prefix}{} AS SELECT {} FROM ({parts}) AS parts{}",
+            "CREATE VIEW {prefix}{} AS SELECT {} FROM {}",
             def.name,
             columns.join(", "),
-            derived_join(def.name, &parts)
+            derived_from(def.name, &parts)
         ))
         .await?;
     }
