@@ -58,12 +58,17 @@ pub async fn export_session(
     let mut parquet = options.execution.parquet.clone();
     parquet.pushdown_filters = true;
     parquet.reorder_filters = true;
-    ctx.state_ref()
-        .write()
-        .config_mut()
-        .options_mut()
-        .execution
-        .parquet = parquet;
+    {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let options = state.config_mut().options_mut();
+        options.execution.parquet = parquet;
+        // A join of a few rows (one run's steps) hands the other side's scan its keys as an
+        // IN list, which the ids' bloom filters answer: the limit is on the build side's
+        // memory, and a few text ids that still point into their decoded pages (views)
+        // passed DataFusion's 128 kB, so every output was scanned for one run's steps.
+        options.optimizer.hash_join_inlist_pushdown_max_size = 4 << 20;
+    }
     functions::register_for_export(&mut ctx, dir, &artifact_root)?;
     let manifest = export::register_export(&ctx, dir).await?;
     Ok((ctx, manifest))

@@ -51,9 +51,9 @@ fn row_group_rows(table: &str) -> usize {
 fn lookup_columns(table: &str) -> &'static [&'static str] {
     match table {
         "runs" => &["run_id", "run_name"],
-        "inputs" => &["run_id"],
+        "inputs" => &["run_id", "step_id"],
         "steps" => &["run_id", "step_id", "run_name"],
-        "outputs" => &["run_id", "output_id", "run_name"],
+        "outputs" => &["run_id", "output_id", "step_id", "run_name"],
         "metadata" => &["resource_id"],
         _ => &[],
     }

@@ -420,8 +420,10 @@ fn a_lookup_of_an_absent_id_skips_row_groups_by_their_bloom_filters() {
         ("steps", "run_name"),
         ("outputs", "run_id"),
         ("outputs", "output_id"),
+        ("outputs", "step_id"),
         ("outputs", "run_name"),
         ("inputs", "run_id"),
+        ("inputs", "step_id"),
         ("metadata", "resource_id"),
     ] {
         // A value between the column's smallest and largest: min/max statistics keep its row
