@@ -67,7 +67,9 @@ pub async fn export_session(
         // IN list, which the ids' bloom filters answer: the limit is on the build side's
         // memory, and a few text ids that still point into their decoded pages (views)
         // passed DataFusion's 128 kB, so every output was scanned for one run's steps.
-        options.optimizer.hash_join_inlist_pushdown_max_size = 4 << 20;
+        // Not much more: from 1 MB a build side of 63k runs (`runs[-1]` of a pipeline) was
+        // tried as a list too, which tripled that query's time.
+        options.optimizer.hash_join_inlist_pushdown_max_size = 256 << 10;
     }
     functions::register_for_export(&mut ctx, dir, &artifact_root)?;
     let manifest = export::register_export(&ctx, dir).await?;
