@@ -43,11 +43,11 @@ fn row_group_rows(table: &str) -> usize {
     }
 }
 
-/// Columns rows are looked up by, which get a Parquet bloom filter per row group: ids are
-/// random (and run names as good as), so row groups' min/max cannot skip any, and without
-/// one a lookup of a few runs
-/// (a user's, or a sync's count of the rows it replaces) decodes the whole column. A 100k-run
-/// mirror takes 84 MB with them, 82 MB without.
+/// Columns rows are looked up and joined by, which get a Parquet bloom filter per row group:
+/// ids are random (and run names as good as), so row groups' min/max cannot skip any, and
+/// without one a lookup of a few runs (a user's, or a sync's count of the rows it replaces)
+/// decodes the whole column. An export of a 100k-run store takes 85 MB with them, 82 MB
+/// without.
 fn lookup_columns(table: &str) -> &'static [&'static str] {
     match table {
         "runs" => &["run_id", "run_name"],
@@ -1173,13 +1173,15 @@ async fn register_part(
     let Some(schema) = recorded_schema(&summary.columns) else {
         return ctx.register_parquet(name, &path, read).await;
     };
-    let state = ctx.state();
-    let schema = if state
+    // Read in place: `ctx.state()` would clone the whole session state for every part.
+    let views = ctx
+        .state_ref()
+        .read()
         .config_options()
         .execution
         .parquet
-        .schema_force_view_types
-    {
+        .schema_force_view_types;
+    let schema = if views {
         transform_schema_to_view(&schema)
     } else {
         schema
