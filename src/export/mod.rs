@@ -320,19 +320,7 @@ async fn select(
     let mut deleted = false;
     let maybe_deleted = match known_runs {
         Some(known) if has("runs") => {
-            let held = if runs.is_empty() {
-                0
-            } else {
-                count(
-                    ctx,
-                    &format!(
-                        "SELECT count(*) FROM __prev_runs WHERE run_id IN ({})",
-                        id_list(&runs)
-                    ),
-                )
-                .await?
-            };
-            let new = runs.len() as u64 - held.min(runs.len() as u64);
+            let new = not_held(ctx, &runs).await?;
             count(ctx, "SELECT count(*) FROM runs").await? != known + new
         }
         _ => has("runs"),
@@ -384,6 +372,23 @@ async fn select(
         deleted,
         changed: (changed != ALL_RUNS).then_some(changed_ids),
     })
+}
+
+/// How many of `runs` the previous export (registered as `__prev_runs`) does not hold:
+/// looked up by id, which the run ids' bloom filters answer without reading every run.
+pub(crate) async fn not_held(ctx: &SessionContext, runs: &[String]) -> Result<u64> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let held = count(
+        ctx,
+        &format!(
+            "SELECT count(*) FROM __prev_runs WHERE run_id IN ({})",
+            id_list(runs)
+        ),
+    )
+    .await?;
+    Ok((runs.len() as u64).saturating_sub(held))
 }
 
 /// What `select` found.

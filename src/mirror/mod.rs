@@ -33,8 +33,8 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::export::{
-    FINISHED, Manifest, Selection, append_changes, id_list, read_manifest, register_tables,
-    remove_stale_staging, strings, table_query, write_folder, write_manifest,
+    FINISHED, Manifest, Selection, append_changes, id_list, not_held, read_manifest,
+    register_tables, remove_stale_staging, strings, table_query, write_folder, write_manifest,
 };
 use crate::store::rest::{RestClient, ServerAddress, rows};
 use crate::tables::TABLES;
@@ -460,25 +460,12 @@ pub async fn sync(
         // and the fresh runs it does not hold, looked up by id (bloom filters) rather than
         // reading every run id the mirror holds.
         let fresh_ids: Vec<String> = fresh.run_ids.iter().cloned().collect();
-        let held = if fresh_ids.is_empty() {
-            0
-        } else {
-            strings(
-                &ctx,
-                &format!(
-                    "SELECT run_id FROM __prev_runs WHERE run_id IN ({})",
-                    id_list(&fresh_ids)
-                ),
-            )
-            .await?
-            .len() as u64
-        };
         let mirrored = p
             .tables
             .iter()
             .find(|t| t.table == "runs")
             .map_or(0, |t| t.rows);
-        let known = mirrored + fresh_ids.len() as u64 - held.min(fresh_ids.len() as u64);
+        let known = mirrored + not_held(&ctx, &fresh_ids).await?;
         let server_total = client.page("/runs", &[], 1, 1).await?.total;
         if server_total != known {
             let previous_ids: BTreeSet<String> = strings(&ctx, "SELECT run_id FROM __prev_runs")
