@@ -306,6 +306,16 @@ fn assert_one_line_failure(out: &Output, expected: &str, secret: &str) {
     assert!(out.stdout.is_empty());
 }
 
+/// `sql` with `key` in place of the server's: one line saying the key was refused.
+fn assert_refused_with_key(server: &ZenServer, cache: &Path, key: &str, sql: &str) {
+    let out = runql_on(server, cache)
+        .env("ZENML_STORE_API_KEY", key)
+        .args(["-c", sql])
+        .output()
+        .unwrap();
+    assert_one_line_failure(&out, "refused", key);
+}
+
 #[test]
 fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
     let server = private("0.98.0");
@@ -316,12 +326,7 @@ fn faults_are_one_line_and_leave_the_mirror_as_it_was() {
 
     // A wrong key: refused, nothing written.
     let wrong = "ZENKEY_not-a-real-key-4f1d";
-    let out = runql_on(&server, cache.path())
-        .env("ZENML_STORE_API_KEY", wrong)
-        .args(["-c", "SELECT count(*) FROM runs"])
-        .output()
-        .unwrap();
-    assert_one_line_failure(&out, "refused", wrong);
+    assert_refused_with_key(&server, cache.path(), wrong, "SELECT count(*) FROM runs");
     assert_eq!(
         snapshot(&mirror),
         before,
@@ -555,12 +560,7 @@ fn a_login_is_kept_for_the_next_process_until_the_key_is_revoked() {
 
     // Another key of the same server logs in for itself and leaves the kept token be.
     let other = "ZENKEY_not-a-real-key-91aa";
-    let out = runql_on(&server, cache.path())
-        .env("ZENML_STORE_API_KEY", other)
-        .args(["-c", "SELECT 1"])
-        .output()
-        .unwrap();
-    assert_one_line_failure(&out, "refused", other);
+    assert_refused_with_key(&server, cache.path(), other, "SELECT 1");
     assert_eq!(std::fs::read_to_string(&session).unwrap(), kept);
 
     // The key deleted on the server: the kept token ends with it.
