@@ -158,7 +158,9 @@ def main():
         database, store_url = serve_from_mariadb(args.runs, store)
     else:
         served = work / "zenml.db"
-        shutil.copyfile(store, served)
+        # A kept mirror mirrors the served copy as the last run left it.
+        if not (args.keep and served.exists()):
+            shutil.copyfile(store, served)
         store_url = f"sqlite:///{served}"
     # The mirror's folder is named by host and port: a kept mirror needs the same port.
     kept_port = work / "port"
