@@ -127,14 +127,20 @@ fn from_credentials_file(path: &Path, server: &ServerAddress) -> StoreResult<Opt
     if !path.is_file() {
         return Ok(None);
     }
-    let bad = |reason: String| StoreError::Config {
+    let text = std::fs::read_to_string(path).map_err(|e| StoreError::Config {
         path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    // The parser's message may quote the file, which holds secrets: say where, not what.
-    let docs = YamlLoader::load_from_str(&text)
-        .map_err(|e| bad(format!("not YAML (line {})", e.marker().line())))?;
+        reason: e.to_string(),
+    })?;
+    credential_in(&text, path, server)
+}
+
+/// The credential for `server` in the text of a `credentials.yaml` (read from `path`).
+pub fn credential_in(
+    text: &str,
+    path: &Path,
+    server: &ServerAddress,
+) -> StoreResult<Option<Credential>> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| not_yaml(path, &e))?;
     let Some(Yaml::Hash(entries)) = docs.first() else {
         return Ok(None);
     };
@@ -230,14 +236,26 @@ fn from_zenml_config(dir: &Path) -> StoreResult<Option<Location>> {
         path: config.clone(),
         reason: e.to_string(),
     })?;
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| StoreError::Config {
-        path: config.clone(),
-        reason: e.to_string(),
-    })?;
+    store_in_config(&text, &config, default_store).map(Some)
+}
+
+/// The store the text of a ZenML `config.yaml` (read from `path`) names, or `default_store`
+/// when it names none.
+pub fn store_in_config(text: &str, path: &Path, default_store: PathBuf) -> StoreResult<Location> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| not_yaml(path, &e))?;
     let store = docs.first().map(|doc| &doc["store"]);
     match store.and_then(|s| s["url"].as_str()) {
-        Some(url) => zenml_store(url, store.unwrap_or(&Yaml::BadValue)).map(Some),
-        None => Ok(Some(Location::File(default_store))),
+        Some(url) => zenml_store(url, store.unwrap_or(&Yaml::BadValue)),
+        None => Ok(Location::File(default_store)),
+    }
+}
+
+/// A config file that is not YAML. The parser's message may quote the file, which can hold
+/// a password or key: say where, not what.
+fn not_yaml(path: &Path, e: &yaml_rust2::ScanError) -> StoreError {
+    StoreError::Config {
+        path: path.to_path_buf(),
+        reason: format!("not YAML (line {})", e.marker().line()),
     }
 }
 

@@ -9,6 +9,7 @@
 //! SQL can change ZenML's store.
 
 pub mod demo;
+mod dialect;
 pub mod locate;
 pub mod mysql;
 pub mod rest;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{StoreError, StoreResult};
+pub use dialect::{Dialect, SQLITE_SETTINGS};
 use schema::{Fit, SchemaMapping};
 
 /// An open ZenML store: where it is, the ZenML schema version found in it, and the mapping
@@ -39,13 +41,6 @@ pub struct ZenStore {
 pub enum Backend {
     Sqlite(SqliteFile),
     Mysql(mysql::MysqlStore),
-}
-
-/// The SQL dialect a store's queries are finally run in (what pushdown must account for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Mysql,
 }
 
 /// A ZenML SQLite file.
@@ -218,9 +213,7 @@ fn open_read_only(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     // ZenML may be writing while we read: wait for its write lock instead of failing.
     conn.busy_timeout(Duration::from_secs(10))?;
-    // `query_only` guards against writes even through SQL that SQLite would let a read-only
-    // handle try; `case_sensitive_like` makes a pushed-down LIKE agree with DataFusion's.
-    conn.execute_batch("PRAGMA query_only = ON; PRAGMA case_sensitive_like = ON;")
+    conn.execute_batch(dialect::SQLITE_SETTINGS)
         .map_err(|e| not_zenml(path, e))?;
     Ok(conn)
 }
