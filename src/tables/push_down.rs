@@ -3,11 +3,12 @@
 //! A filter is classified per conjunct, as DataFusion asks:
 //! - **Exact**: SQLite's answer is DataFusion's answer, so DataFusion drops the filter (and
 //!   may push its LIMIT down too). Comparisons (`=`, `<>`, `<`, `<=`, `>`, `>=`), `IN`,
-//!   `BETWEEN`, case-sensitive `LIKE`, `IS [NOT] NULL`, bare boolean columns, and `AND`,
-//!   `OR`, `NOT` of exact filters, over id, text, JSON-text, number, boolean and timestamp
-//!   columns. An id literal is exact only as runql writes ids (lowercase, dashed).
-//! - **Inexact**: SQLite narrows the rows, DataFusion filters them again: `LIKE` on ids
-//!   without `_` (matched without dashes, as the store keeps them), `=` and `IN` with an id in
+//!   `BETWEEN`, `IS [NOT] NULL`, bare boolean columns, and `AND`, `OR`, `NOT` of exact
+//!   filters, over id, text, JSON-text, number, boolean and timestamp columns; case-sensitive
+//!   `LIKE` on MySQL. An id literal is exact only as runql writes ids (lowercase, dashed).
+//! - **Inexact**: the store narrows the rows, DataFusion filters them again: `LIKE` on
+//!   SQLite text (a NUL ends a value for SQLite's LIKE, so rows holding one are all kept),
+//!   `LIKE` on ids without `_` (matched without dashes, as the store keeps them), `=` and `IN` with an id in
 //!   another spelling (it equals no id in DataFusion; never pushed under `NOT` or `<>`), and an
 //!   `AND` where only one side can be pushed.
 //! - **Unsupported**: everything else (functions, casts, `ILIKE`, list columns, timestamps
@@ -452,13 +453,19 @@ fn push_like(table: &TableDef, like: &Like, target: Target) -> Option<Pushed> {
                 (false, false) => Some(Pushed::new(sql, vec![param], false, name)),
             }
         }
+        // SQLite's LIKE reads the value and the pattern as C strings: a NUL ends either
+        // (`'a' || char(0) || 'b' LIKE 'a'` is true there, false in DataFusion). A pattern
+        // holding one stays in DataFusion; rows holding one are all kept, for DataFusion to
+        // decide, which makes the pushed filter a superset. (Found by the fuzz target.)
         // SQLite's lower() folds ASCII only, DataFusion's ILIKE folds Unicode: not pushable.
-        Kind::Text | Kind::Json if !case_insensitive => Some(Pushed::new(
-            sql,
-            vec![Value::Text(pattern.clone())],
-            true,
-            name,
-        )),
+        Kind::Text | Kind::Json if !case_insensitive && !pattern.contains('\0') => {
+            Some(Pushed::new(
+                format!("(instr(\"{name}\", char(0)) > 0 OR {sql})"),
+                vec![Value::Text(pattern.clone())],
+                false,
+                name,
+            ))
+        }
         // Ids are stored without dashes and in lowercase: match the pattern the same way and
         // let DataFusion check the dashed form. That is a superset only when every wildcard is
         // `%` (a `_` may stand for a dash that is not in the store) and nothing is escaped.
@@ -827,6 +834,32 @@ mod tests {
         assert!(push_down_runtime(runs(), &case(vec![branch("a"), opaque])).is_none());
     }
 
+    /// Fuzz finding (fuzz/ push_down): SQLite's LIKE ends a value and a pattern at a NUL, so
+    /// `'a' || char(0) || 'b' LIKE 'a'` was kept by an Exact filter DataFusion rejects.
+    #[test]
+    fn a_nul_ends_text_for_sqlites_like() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (run_name); PRAGMA case_sensitive_like = ON;")
+            .unwrap();
+        for name in ["a\0b", "a", "ab", "b"] {
+            conn.execute("INSERT INTO t VALUES (?)", [name]).unwrap();
+        }
+        let kept = |filter: Expr| {
+            let p = push_down(runs(), &filter).unwrap();
+            assert!(!p.exact, "{filter}");
+            let sql = format!("SELECT run_name FROM t WHERE {} ORDER BY 1", p.sql);
+            let mut select = conn.prepare(&sql).unwrap();
+            let names = select
+                .query_map(rusqlite::params_from_iter(&p.params), |r| r.get(0))
+                .unwrap();
+            names.collect::<Result<Vec<String>, _>>().unwrap()
+        };
+        // DataFusion keeps "a" alone; the store keeps it and leaves the NUL row to DataFusion.
+        assert_eq!(kept(col("run_name").like(lit("a"))), ["a", "a\0b"]);
+        assert_eq!(kept(col("run_name").not_like(lit("a%"))), ["a\0b", "b"]);
+        assert!(push_down(runs(), &col("run_name").like(lit("a\0%"))).is_none());
+    }
+
     #[test]
     fn classification() {
         use TableProviderFilterPushDown::*;
@@ -838,7 +871,7 @@ mod tests {
                 col("status").in_list(vec![lit("failed"), lit("running")], false),
                 Exact,
             ),
-            (col("run_name").like(lit("first-%")), Exact),
+            (col("run_name").like(lit("first-%")), Inexact),
             (col("run_name").ilike(lit("first-%")), Unsupported),
             (col("run_id").like(lit("4a37d064-%")), Inexact),
             (col("end_time").is_null(), Exact),

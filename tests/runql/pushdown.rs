@@ -65,12 +65,19 @@ fn in_range_like_and_ids_are_pushed() {
     for pushed in [
         r#""status" IN ('cached', 'failed', 'completed', 'running')"#,
         r#""start_time" >= '2020-01-01 00:00:00.000000'"#,
-        r#""step_name" LIKE 'step%' ESCAPE '\'"#,
+        r#"(instr("step_name", char(0)) > 0 OR "step_name" LIKE 'step%' ESCAPE '\')"#,
         r#""run_id" = '4a37d064f1674efab898926992f19e19'"#,
     ] {
         assert!(plan.contains(pushed), "{pushed} not in {plan}");
     }
-    assert!(!plan.contains("FilterExec"), "{plan}");
+    // A LIKE is a superset on SQLite (rows holding a NUL are left to DataFusion): DataFusion
+    // checks it again, and nothing else.
+    let filters: Vec<&str> = plan.lines().filter(|l| l.contains("FilterExec")).collect();
+    assert_eq!(filters.len(), 1, "{plan}");
+    assert!(
+        filters[0].contains("LIKE step%") && !filters[0].contains("status"),
+        "{plan}"
+    );
 }
 
 #[test]
