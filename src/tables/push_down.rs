@@ -29,7 +29,7 @@
 
 use std::sync::Arc;
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{
@@ -654,10 +654,13 @@ pub fn store_id(id: &str) -> Option<String> {
 }
 
 /// Microseconds since the epoch as ZenML's datetime text (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC),
-/// which orders like the instants it names.
+/// which orders like the instants it names: for years 0 to 9999 only (chrono writes
+/// `+13147-...` and `-0001-...`, which sort before every stored date), so others are `None`.
 pub fn store_datetime(micros: i64) -> Option<String> {
     let dt = DateTime::from_timestamp_micros(micros)?;
-    Some(dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+    (0..=9999)
+        .contains(&dt.year())
+        .then(|| dt.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
 }
 
 #[cfg(test)]
@@ -913,5 +916,30 @@ mod tests {
             None,
         );
         assert!(push_down(runs(), &col("start_time").gt_eq(nanos)).is_none());
+    }
+
+    /// Fuzz finding (fuzz/ push_down): `created < TIMESTAMP '13147-04-20 ...'` was pushed as
+    /// `"created" < '+13147-04-20 ...'`, which no stored date is below: every row was lost.
+    #[test]
+    fn years_beyond_four_digits_stay_in_datafusion() {
+        let at = |micros: i64| {
+            Expr::Literal(
+                ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into())),
+                None,
+            )
+        };
+        for micros in [352_721_442_270_084_909, -62_167_219_200_000_001] {
+            assert!(push_down(runs(), &col("created").lt(at(micros))).is_none());
+            assert!(push_down(runs(), &at(micros).gt(col("created"))).is_none());
+        }
+        // Year 9999's last microsecond and year 0's first still compare as text.
+        assert_eq!(
+            store_datetime(253_402_300_799_999_999).as_deref(),
+            Some("9999-12-31 23:59:59.999999")
+        );
+        assert_eq!(
+            store_datetime(-62_167_219_200_000_000).as_deref(),
+            Some("0000-01-01 00:00:00.000000")
+        );
     }
 }
