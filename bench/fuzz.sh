@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Fuzzes runql's decoders of untrusted bytes (fuzz/): each target (or those named after SECONDS) for SECONDS (default 120),
+# Fuzzes runql's decoders of untrusted bytes, its pushdown translator and its reading of ZenML's
+# config files (fuzz/): each target (or those named after SECONDS) for SECONDS (default 120),
 # two at a time, seeded with the real artifacts of tests/fixtures and the scripts of
-# queries/ and tests/repl, then keeps a minimized corpus in fuzz/corpus/<target>.
+# queries/ and tests/repl (push_down needs no seed; zenml_config's are committed: ZenML-written
+# config.yaml/credentials.yaml with planted secrets), then keeps a minimized corpus in
+# fuzz/corpus/<target>.
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Not in .ci/run:
-# coverage instrumentation rebuilds Arrow and Parquet with other flags.
+# coverage instrumentation rebuilds Arrow, Parquet and DataFusion's expression crates with other flags.
 #
 # Prints one line per target: seconds, executions, corpus size, and crashes found (each
 # crash's input is kept in fuzz/artifacts/<target>/ by libFuzzer; it becomes a unit test).
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-120}"
-targets=(npy pandas_csv builtin_json parquet_artifact statement_splitter)
+targets=(npy pandas_csv builtin_json parquet_artifact statement_splitter push_down zenml_config)
 [ $# -gt 1 ] && targets=("${@:2}")
 
 seed() {
@@ -23,6 +26,7 @@ seed() {
     builtin_json) pattern=data.json ;;
     parquet_artifact) pattern=df.parquet.gzip ;;
     statement_splitter) pattern='*.sql' ;;
+    *) return ;;
   esac
   # Content-named copies, so seeding twice adds nothing.
   find ../tests/fixtures ../queries ../tests/serve -name "$pattern" -size -256k 2>/dev/null |
