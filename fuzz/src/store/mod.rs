@@ -6,6 +6,8 @@
 mod dialect;
 #[path = "../../../src/store/locate.rs"]
 pub mod locate;
+// What hands a secret to a server is unused here.
+#[allow(dead_code)]
 #[path = "../../../src/store/secret.rs"]
 pub mod secret;
 
