@@ -40,7 +40,8 @@ pub struct ZenStore {
 #[derive(Debug)]
 pub enum Backend {
     Sqlite(SqliteFile),
-    Mysql(mysql::MysqlStore),
+    // Boxed: a MySQL store carries its connections and foreign keys, ten times a file's size.
+    Mysql(Box<mysql::MysqlStore>),
 }
 
 /// A ZenML SQLite file.
@@ -80,10 +81,11 @@ impl ZenStore {
     /// Connects to the MySQL/MariaDB store at `address` and checks it is a ZenML store of a
     /// supported version.
     pub async fn open_mysql(address: mysql::MysqlAddress) -> StoreResult<Self> {
-        let (store, version) = mysql::MysqlStore::open(address).await?;
+        let (mut store, version) = mysql::MysqlStore::open(address).await?;
         let (mapping, fit) = schema::mapping_for(&version)?;
+        store.learn_foreign_keys(&mapping.tables_read()).await;
         Ok(Self {
-            backend: Backend::Mysql(store),
+            backend: Backend::Mysql(Box::new(store)),
             version,
             mapping,
             fit,

@@ -93,6 +93,31 @@ fn sorted_text_and_limits_agree_with_datafusion() {
     }
 }
 
+/// A LEFT JOIN along a NOT NULL foreign key that InnoDB enforces is sent as a JOIN (so
+/// MariaDB may start from either side); the golden tests show the answers stay the same.
+#[test]
+fn joins_the_database_guarantees_are_sent_as_inner_joins() {
+    let server = mariadb();
+    for (fixture, database) in &server.stores {
+        let version = fixture.display();
+        let plan = json_on(
+            &server.url(database),
+            "EXPLAIN VERBOSE SELECT run_name, uri FROM outputs",
+        );
+        let sql = plan
+            .iter()
+            .filter_map(|row| row["plan"].as_str())
+            .find_map(|p| p.split("ZenScanExec: table=outputs, sql=").nth(1))
+            .unwrap_or_else(|| panic!("{version}: no outputs scan in {plan:?}"))
+            .to_string();
+        let inner = sql.matches(" JOIN ").count() - sql.matches(" LEFT JOIN ").count();
+        assert!(
+            sql.contains("FROM step_run_output_artifact o JOIN ") && inner >= 3,
+            "{version}: versions, steps and runs joined inner: {sql}"
+        );
+    }
+}
+
 #[test]
 fn durations_are_whole_seconds_on_mysql() {
     let (_, _, url) = newest();

@@ -22,16 +22,24 @@
 //! - Every bare identifier is quoted, so ZenML's column names that are reserved words in
 //!   MySQL (`key`, `index`) parse.
 //!
+//! - `LEFT JOIN x ON x.c = y.d` → `JOIN` when the database guarantees `y` a row of `x`:
+//!   `y.d` is NOT NULL under a single-column foreign key to `x.c` (InnoDB enforces it), and
+//!   `y` is itself always present. The answers are the same, and MariaDB may then start from
+//!   either side (a LEFT JOIN fixes the order: the latest outputs read every output row and
+//!   looked up its version, where the versions' own order finds the three at once).
+//!
 //! Comparisons of text stay as written: that MySQL compares case-insensitively and ignores
 //! trailing spaces is the pushdown's business (`tables::push_down`), which writes the exact
 //! forms it needs.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, Ident, OrderByExpr, OrderByKind, OrderByOptions, Query, SelectItem,
-    Statement, UnaryOperator, VisitMut, VisitorMut,
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, Ident, JoinConstraint, JoinOperator, OrderByExpr, OrderByKind,
+    OrderByOptions, Query, Select, SelectItem, Statement, TableFactor, UnaryOperator, VisitMut,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::SQLiteDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -50,11 +58,55 @@ pub enum Flavor {
     MySql,
 }
 
+/// The store's foreign keys that guarantee a row: `(table, column)` NOT NULL and referencing
+/// `(table, column)` alone, in tables whose engine enforces them. Names in lowercase.
+#[derive(Debug, Default, Clone)]
+pub struct ForeignKeys(HashSet<(String, String, String, String)>);
+
+impl ForeignKeys {
+    pub fn new(keys: impl IntoIterator<Item = (String, String, String, String)>) -> Self {
+        Self(
+            keys.into_iter()
+                .map(|(t, c, rt, rc)| {
+                    let lower = |s: String| s.to_ascii_lowercase();
+                    (lower(t), lower(c), lower(rt), lower(rc))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether every row of `table` has a row of `referenced` with `referenced_column` equal
+    /// to its `column`.
+    fn guarantee(
+        &self,
+        table: &str,
+        column: &str,
+        referenced: &str,
+        referenced_column: &str,
+    ) -> bool {
+        let key = |s: &str| s.to_ascii_lowercase();
+        self.0.contains(&(
+            key(table),
+            key(column),
+            key(referenced),
+            key(referenced_column),
+        ))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// `sql`, written for SQLite, as MySQL/MariaDB SQL that computes the same. An error names
 /// what could not be translated (runql's own SQL, so a bug, not a user's mistake).
-pub fn translate(sql: &str, flavor: Flavor) -> Result<String, String> {
+pub fn translate(sql: &str, flavor: Flavor, keys: &ForeignKeys) -> Result<String, String> {
     let mut statements = Parser::parse_sql(&SQLiteDialect {}, sql).map_err(|e| e.to_string())?;
-    let mut rewrite = Rewrite { flavor };
+    let mut rewrite = Rewrite { flavor, keys };
     if let ControlFlow::Break(e) = statements.visit(&mut rewrite) {
         return Err(e);
     }
@@ -67,11 +119,12 @@ pub fn translate(sql: &str, flavor: Flavor) -> Result<String, String> {
     }
 }
 
-struct Rewrite {
+struct Rewrite<'a> {
     flavor: Flavor,
+    keys: &'a ForeignKeys,
 }
 
-impl VisitorMut for Rewrite {
+impl VisitorMut for Rewrite<'_> {
     type Break = String;
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<String> {
@@ -137,15 +190,13 @@ impl VisitorMut for Rewrite {
         ControlFlow::Continue(())
     }
 
-    fn post_visit_select(
-        &mut self,
-        select: &mut datafusion::sql::sqlparser::ast::Select,
-    ) -> ControlFlow<String> {
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<String> {
         for item in &mut select.projection {
             if let SelectItem::ExprWithAlias { alias, .. } = item {
                 quote(alias);
             }
         }
+        self.inner_joins_where_guaranteed(select);
         ControlFlow::Continue(())
     }
 
@@ -189,7 +240,47 @@ impl VisitorMut for Rewrite {
     }
 }
 
-impl Rewrite {
+impl Rewrite<'_> {
+    /// Each `LEFT JOIN x ON x.c = y.d` (either way round) whose row the database guarantees
+    /// becomes a `JOIN`, left to right: `y` must be the `FROM` table or a join already known
+    /// to give a row for every row (an inner join), else a NULL-extended `y` would lose rows.
+    fn inner_joins_where_guaranteed(&self, select: &mut Select) {
+        for from in &mut select.from {
+            // Alias → table of the relations that are present in every row.
+            let mut present: Vec<(String, String)> = Vec::new();
+            if let Some(named) = named_table(&from.relation) {
+                present.push(named);
+            }
+            for join in &mut from.joins {
+                let Some((alias, table)) = named_table(&join.relation) else {
+                    continue;
+                };
+                let on = match &join.join_operator {
+                    JoinOperator::Left(JoinConstraint::On(on))
+                    | JoinOperator::LeftOuter(JoinConstraint::On(on)) => on,
+                    JoinOperator::Join(_) | JoinOperator::Inner(_) => {
+                        present.push((alias, table));
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let guaranteed = equated_columns(on).is_some_and(|(a, b)| {
+                    [(&a, &b), (&b, &a)].into_iter().any(|(this, other)| {
+                        this.0 == alias
+                            && present.iter().any(|(other_alias, other_table)| {
+                                *other_alias == other.0
+                                    && self.keys.guarantee(other_table, &other.1, &table, &this.1)
+                            })
+                    })
+                });
+                if guaranteed {
+                    join.join_operator = JoinOperator::Join(JoinConstraint::On(on.clone()));
+                    present.push((alias, table));
+                }
+            }
+        }
+    }
+
     /// SQLite's `json_extract` on MySQL: NULL for JSON null, strings unquoted, objects and
     /// arrays as compact text (MariaDB's `JSON_COMPACT` prints them as SQLite does).
     fn json_extract(&self, json: &str, path: &str) -> String {
@@ -284,12 +375,88 @@ fn raw(sql: String) -> Expr {
     Expr::Identifier(Ident::new(sql))
 }
 
+/// A plain table's alias (its name when it has none) and name, in lowercase.
+fn named_table(relation: &TableFactor) -> Option<(String, String)> {
+    let TableFactor::Table { name, alias, .. } = relation else {
+        return None;
+    };
+    let table = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    let alias = alias
+        .as_ref()
+        .map(|a| a.name.value.to_ascii_lowercase())
+        .unwrap_or_else(|| table.clone());
+    Some((alias, table))
+}
+
+/// `a.x = b.y` as `((a, x), (b, y))`, in lowercase; anything else is `None`.
+fn equated_columns(on: &Expr) -> Option<((String, String), (String, String))> {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = on
+    else {
+        return None;
+    };
+    let column = |e: &Expr| match e {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some((
+            parts[0].value.to_ascii_lowercase(),
+            parts[1].value.to_ascii_lowercase(),
+        )),
+        _ => None,
+    };
+    Some((column(left)?, column(right)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn mysql(sql: &str) -> String {
-        translate(sql, Flavor::MariaDb).unwrap()
+        translate(sql, Flavor::MariaDb, &ForeignKeys::default()).unwrap()
+    }
+
+    #[test]
+    fn left_joins_the_database_guarantees_become_inner_joins() {
+        let key = |t: &str, c: &str, rt: &str| (t.into(), c.into(), rt.into(), "id".into());
+        let keys = ForeignKeys::new([
+            key(
+                "step_run_output_artifact",
+                "artifact_id",
+                "artifact_version",
+            ),
+            key("step_run_output_artifact", "step_id", "step_run"),
+            key("step_run", "pipeline_run_id", "pipeline_run"),
+        ]);
+        let with = |keys: &ForeignKeys, sql: &str| translate(sql, Flavor::MariaDb, keys).unwrap();
+        let outputs = "SELECT o.name FROM step_run_output_artifact o \
+             LEFT JOIN artifact_version av ON av.id = o.artifact_id \
+             LEFT JOIN artifact a ON a.id = av.artifact_id \
+             LEFT JOIN step_run s ON o.step_id = s.id \
+             LEFT JOIN pipeline_run r ON r.id = s.pipeline_run_id";
+        assert_eq!(
+            with(&keys, outputs),
+            "SELECT \"o\".\"name\" FROM step_run_output_artifact o \
+             JOIN artifact_version av ON \"av\".\"id\" = \"o\".\"artifact_id\" \
+             LEFT JOIN artifact a ON \"a\".\"id\" = \"av\".\"artifact_id\" \
+             JOIN step_run s ON \"o\".\"step_id\" = \"s\".\"id\" \
+             JOIN pipeline_run r ON \"r\".\"id\" = \"s\".\"pipeline_run_id\""
+        );
+        // A step run that may be missing (no key for o.step_id) keeps its run's join LEFT:
+        // an inner join there would drop the outputs whose step is NULL-extended.
+        let fewer = ForeignKeys::new([key("step_run", "pipeline_run_id", "pipeline_run")]);
+        assert_eq!(with(&fewer, outputs).matches("LEFT JOIN").count(), 4);
+        // No keys known (a reader who may not see them, or MyISAM): nothing changes.
+        assert_eq!(
+            with(&ForeignKeys::default(), outputs)
+                .matches("LEFT JOIN")
+                .count(),
+            4
+        );
+        // A key to another column than the one joined on guarantees nothing.
+        let other = "SELECT 1 FROM step_run_output_artifact o \
+                     LEFT JOIN artifact_version av ON av.uri = o.artifact_id";
+        assert!(with(&keys, other).contains("LEFT JOIN"));
     }
 
     #[test]
@@ -343,7 +510,14 @@ mod tests {
 
     #[test]
     fn only_queries() {
-        assert!(translate("DELETE FROM t", Flavor::MariaDb).is_err());
-        assert!(translate("SELECT 1; SELECT 2", Flavor::MariaDb).is_err());
+        assert!(translate("DELETE FROM t", Flavor::MariaDb, &ForeignKeys::default()).is_err());
+        assert!(
+            translate(
+                "SELECT 1; SELECT 2",
+                Flavor::MariaDb,
+                &ForeignKeys::default()
+            )
+            .is_err()
+        );
     }
 }

@@ -22,7 +22,7 @@ use mysql_async::{Conn, OptsBuilder, Params, Row};
 use rusqlite::types::{Value, ValueRef};
 
 pub use address::{MysqlAddress, Password};
-use dialect::Flavor;
+use dialect::{Flavor, ForeignKeys};
 
 use crate::error::{StoreError, StoreResult};
 
@@ -39,6 +39,8 @@ pub struct MysqlStore {
     flavor: Flavor,
     server: String,
     idle: Mutex<Vec<Conn>>,
+    /// The joins the database guarantees a row for ([`dialect::ForeignKeys`]).
+    keys: ForeignKeys,
 }
 
 impl MysqlStore {
@@ -71,8 +73,55 @@ impl MysqlStore {
             flavor,
             server,
             idle: Mutex::new(vec![conn]),
+            keys: ForeignKeys::default(),
         };
         Ok((store, version))
+    }
+
+    /// Learns which of `tables`' columns are NOT NULL under a single-column foreign key of
+    /// an engine that enforces it (InnoDB): a join along one always finds its row. Only the
+    /// tables runql reads are asked about (asking about a whole database's
+    /// `information_schema` takes MariaDB 20 ms; these, under a millisecond). A reader who
+    /// cannot see them, or a server that fails the question, leaves every join as written.
+    pub async fn learn_foreign_keys(&mut self, tables: &[String]) {
+        const SQL: &str = "SELECT k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, \
+            k.REFERENCED_COLUMN_NAME, k.CONSTRAINT_NAME \
+            FROM information_schema.KEY_COLUMN_USAGE k \
+            JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = k.TABLE_SCHEMA \
+              AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME \
+            JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = k.TABLE_SCHEMA \
+              AND t.TABLE_NAME = k.TABLE_NAME \
+            WHERE k.TABLE_SCHEMA = DATABASE() AND k.TABLE_NAME IN (?) \
+              AND k.REFERENCED_TABLE_NAME IS NOT NULL AND c.IS_NULLABLE = 'NO' \
+              AND t.ENGINE = 'InnoDB'";
+        if tables.is_empty() {
+            return;
+        }
+        let marks = vec!["?"; tables.len()].join(", ");
+        let sql = SQL.replace("IN (?)", &format!("IN ({marks})"));
+        let Some(mut conn) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) else {
+            return;
+        };
+        type KeyRow = (String, String, String, String, String);
+        let rows: Vec<KeyRow> = conn.exec(sql, tables.to_vec()).await.unwrap_or_default();
+        self.release(conn);
+        // A composite key's columns guarantee a row only together: keep single-column ones.
+        let mut columns_per_key = std::collections::HashMap::<(String, String), usize>::new();
+        for (table, _, _, _, constraint) in &rows {
+            *columns_per_key
+                .entry((table.clone(), constraint.clone()))
+                .or_default() += 1;
+        }
+        self.keys = ForeignKeys::new(rows.into_iter().filter_map(
+            |(table, column, referenced, referenced_column, constraint)| {
+                (columns_per_key[&(table.clone(), constraint)] == 1).then_some((
+                    table,
+                    column,
+                    referenced,
+                    referenced_column,
+                ))
+            },
+        ));
     }
 
     /// The store's address, without its password.
@@ -87,7 +136,8 @@ impl MysqlStore {
 
     /// `sql`, written in SQLite's dialect, as this server runs it.
     pub fn translate(&self, sql: &str) -> StoreResult<String> {
-        dialect::translate(sql, self.flavor).map_err(|reason| StoreError::Translate { reason })
+        dialect::translate(sql, self.flavor, &self.keys)
+            .map_err(|reason| StoreError::Translate { reason })
     }
 
     /// A session in a read-only snapshot: an idle one, else a new one. An idle session the
