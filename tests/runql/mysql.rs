@@ -77,6 +77,22 @@ fn text_compares_exactly_as_in_sqlite_despite_the_collation() {
     }
 }
 
+/// Differential finding (seed 11): an id `LIKE`/`ILIKE` with an emoji was pushed to MySQL,
+/// which refuses to compare a latin1 column with a character latin1 lacks.
+#[test]
+fn an_id_pattern_latin1_lacks_matches_nothing_instead_of_failing() {
+    let server = mariadb();
+    for (_, database) in &server.stores {
+        for predicate in ["run_id ILIKE '🙂%'", "run_id LIKE '%🙂'"] {
+            let rows = json_on(
+                &server.url(database),
+                &format!("SELECT count(*) AS n FROM runs WHERE {predicate}"),
+            );
+            assert_eq!(rows[0]["n"], 0, "{database}: {predicate}");
+        }
+    }
+}
+
 #[test]
 fn sorted_text_and_limits_agree_with_datafusion() {
     let (_, _, url) = newest();
