@@ -129,8 +129,8 @@ impl ScanQuery {
             .collect();
 
         let query = if !sql.key.is_empty() && !order.is_empty() && limit.is_some() {
-            let wide = inner_select(sql, &needed, sql.key);
-            let first = inner_select(sql, &narrow, sql.key);
+            let wide = inner_select(sql, &needed, sql.key, Rows::Few);
+            let first = inner_select(sql, &narrow, sql.key, Rows::All);
             let keys: Vec<String> = (0..sql.key.len())
                 .map(|i| format!("\"__key{i}\""))
                 .collect();
@@ -147,7 +147,7 @@ impl ScanQuery {
                 on.join(" AND ")
             )
         } else {
-            let inner = inner_select(sql, &needed, &[]);
+            let inner = inner_select(sql, &needed, &[], Rows::All);
             format!("SELECT {outer_columns} FROM ({inner}) AS t{tail}{sort}")
         };
         Self {
@@ -161,9 +161,17 @@ impl ScanQuery {
     }
 }
 
+/// How many rows an inner select computes its columns for: all, or the few a sorted,
+/// limited scan keeps (joined to their keys), where columns use their per-row form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    All,
+    Few,
+}
+
 /// `SELECT <columns under their runql names> FROM <ZenML tables and the joins they need>`,
 /// with the row key's columns as `__key0`, `__key1`, ...
-fn inner_select(sql: &TableSql, names: &[&'static str], key: &[&str]) -> String {
+fn inner_select(sql: &TableSql, names: &[&'static str], key: &[&str], rows: Rows) -> String {
     let mut joins: Vec<&str> = Vec::new();
     let mut inner_columns = Vec::with_capacity(names.len() + key.len());
     for (i, column) in key.iter().enumerate() {
@@ -172,10 +180,14 @@ fn inner_select(sql: &TableSql, names: &[&'static str], key: &[&str]) -> String 
     for name in names {
         match sql.column(name) {
             Some(c) => {
-                for j in c.joins {
+                let (expr, needs) = match (rows, c.per_row) {
+                    (Rows::Few, Some(per_row)) => per_row,
+                    _ => (c.expr, c.joins),
+                };
+                for j in needs {
                     add_join(sql, j, &mut joins);
                 }
-                inner_columns.push(format!("{} AS \"{name}\"", c.expr));
+                inner_columns.push(format!("{expr} AS \"{name}\""));
             }
             // This ZenML era does not record the column: NULL, never made up.
             None => inner_columns.push(format!("NULL AS \"{name}\"")),

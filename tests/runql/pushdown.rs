@@ -262,11 +262,28 @@ fn sort_and_limit_are_pushed_and_wide_columns_computed_last() {
         executed.contains(r#"(SELECT "__key0" FROM (SELECT r.id AS "__key0""#),
         "{executed}"
     );
+    // The runs' positions from the end count their pipelines' runs for those rows alone
+    // (an index lookup each), not as an aggregate over every run.
+    assert!(
+        executed.contains(
+            "(SELECT COUNT(*) FROM pipeline_run pr WHERE pr.pipeline_id = r.pipeline_id)"
+        ),
+        "{executed}"
+    );
     // The answer is the one DataFusion gives sorting by itself.
     let ours = query_json(sql);
     let plain = query_json_on_with(&fixture_store(), sql, &["--no-pushdown"]);
     assert_eq!(ours, plain);
     assert_eq!(ours.len(), 3);
+    // Every pipeline's runs, counted either way.
+    let every = "SELECT pipeline_name, run_id, run_index, run_rindex FROM runs \
+                 ORDER BY start_time DESC, run_id LIMIT 1000";
+    let ours = query_json(every);
+    assert_eq!(
+        ours,
+        query_json_on_with(&fixture_store(), every, &["--no-pushdown"])
+    );
+    assert!(ours.iter().any(|r| r["run_rindex"] == -1) && ours.len() > 3);
 
     // A sort on an expression, or a list column, stays in DataFusion.
     let plan = physical_plan("SELECT run_name FROM runs ORDER BY lower(run_name) LIMIT 2");

@@ -329,6 +329,25 @@ pub struct ColumnSql {
     pub expr: &'static str,
     pub joins: &'static [&'static str],
     pub window: bool,
+    /// The same value computed row by row, with the joins that needs: for the few rows a
+    /// sorted, limited scan keeps (`tables::scan` computes their wide columns apart), where a
+    /// correlated subquery beats `expr`'s aggregate over the whole table. The two must give
+    /// the same value for every row.
+    pub per_row: Option<(&'static str, &'static [&'static str])>,
+}
+
+impl ColumnSql {
+    /// This column computed as `expr` (reading `joins`) when only a few rows need it.
+    pub(crate) const fn per_row(
+        self,
+        expr: &'static str,
+        joins: &'static [&'static str],
+    ) -> ColumnSql {
+        ColumnSql {
+            per_row: Some((expr, joins)),
+            ..self
+        }
+    }
 }
 
 pub(crate) const fn col(name: &'static str, expr: &'static str) -> ColumnSql {
@@ -337,6 +356,7 @@ pub(crate) const fn col(name: &'static str, expr: &'static str) -> ColumnSql {
         expr,
         joins: &[],
         window: false,
+        per_row: None,
     }
 }
 
@@ -350,6 +370,7 @@ pub(crate) const fn joined(
         expr,
         joins,
         window: false,
+        per_row: None,
     }
 }
 
@@ -373,6 +394,7 @@ pub(crate) const fn window(
         expr,
         joins,
         window: true,
+        per_row: None,
     }
 }
 

@@ -99,7 +99,14 @@ const RUNS: TableSql = TableSql {
         col("end_time", "r.end_time"),
         col("duration_s", duration_s!("r.start_time", "r.end_time")),
         col("run_index", "r.\"index\" - 1"),
-        joined("run_rindex", "r.\"index\" - 1 - rc.n", &["rc"]),
+        // Over every run, one aggregate of the runs per pipeline; for the latest few runs,
+        // a count per run through the index on pipeline_id (a run without a pipeline has no
+        // count in either: NULL).
+        joined("run_rindex", "r.\"index\" - 1 - rc.n", &["rc"]).per_row(
+            "CASE WHEN r.pipeline_id IS NOT NULL THEN r.\"index\" - 1 - (SELECT COUNT(*) \
+             FROM pipeline_run pr WHERE pr.pipeline_id = r.pipeline_id) END",
+            &[],
+        ),
         col("is_cached", run_is_cached!("project_id")),
         joined("git_sha", "cr.\"commit\"", &["cr"]),
         col("tags", RUN_TAGS),
