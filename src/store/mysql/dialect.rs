@@ -92,14 +92,6 @@ impl ForeignKeys {
             key(referenced_column),
         ))
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// `sql`, written for SQLite, as MySQL/MariaDB SQL that computes the same. An error names
