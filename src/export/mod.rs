@@ -132,6 +132,16 @@ pub struct Manifest {
     pub source_mark: Option<String>,
 }
 
+impl Manifest {
+    /// The rows `table` holds now, or `None` when the folder has no such table.
+    pub fn rows(&self, table: &str) -> Option<u64> {
+        self.tables
+            .iter()
+            .find(|t| t.table == table)
+            .map(|t| t.rows)
+    }
+}
+
 /// Rows of some runs, appended to an export: they replace every earlier part's rows of those
 /// runs (and, for `metadata`, of those resources); `pipelines` in a change set are all of
 /// them and replace the earlier ones. A run listed but without rows here was deleted.
@@ -450,8 +460,7 @@ pub async fn export(
     let known_runs = previous
         .as_ref()
         .filter(|p| p.since.is_none() && since.is_none())
-        .and_then(|p| p.tables.iter().find(|t| t.table == "runs"))
-        .map(|t| t.rows);
+        .and_then(|p| p.rows("runs"));
     let Selected {
         selection,
         deleted,
@@ -658,11 +667,7 @@ async fn append_staged(
     };
     let carried_runs = earlier(|c| &c.runs, runs);
     let carried_resources = earlier(|c| &c.resources, resources);
-    let total_runs = previous
-        .tables
-        .iter()
-        .find(|t| t.table == "runs")
-        .map_or(0, |t| t.rows as usize);
+    let total_runs = previous.rows("runs").unwrap_or(0) as usize;
     let changed_runs = runs.len() + previous.changes.iter().map(|c| c.runs.len()).sum::<usize>();
     if changed_runs > MIN_CHANGED_RUNS.max(total_runs / 10) {
         return Ok(None);

@@ -453,18 +453,11 @@ pub async fn sync(
     // Runs the mirror holds that the server lost, and runs it has that the mirror lacks:
     // only looked for when the counts say there are some.
     let mut deleted = Vec::new();
-    if let Some(p) = &previous
-        && p.tables.iter().any(|t| t.table == "runs")
-    {
+    if let Some(mirrored) = previous.as_ref().and_then(|p| p.rows("runs")) {
         // The runs the mirror and this sync know of: the mirror's count (its manifest's)
         // and the fresh runs it does not hold, looked up by id (bloom filters) rather than
         // reading every run id the mirror holds.
         let fresh_ids: Vec<String> = fresh.run_ids.iter().cloned().collect();
-        let mirrored = p
-            .tables
-            .iter()
-            .find(|t| t.table == "runs")
-            .map_or(0, |t| t.rows);
         let known = mirrored + not_held(&ctx, &fresh_ids).await?;
         let server_total = client.page("/runs", &[], 1, 1).await?.total;
         if server_total != known {
