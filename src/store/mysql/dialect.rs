@@ -257,13 +257,15 @@ impl Rewrite<'_> {
                     _ => continue,
                 };
                 let guaranteed = equated_columns(on).is_some_and(|(a, b)| {
-                    [(&a, &b), (&b, &a)].into_iter().any(|(this, other)| {
-                        this.0 == alias
-                            && present.iter().any(|(other_alias, other_table)| {
-                                *other_alias == other.0
-                                    && self.keys.guarantee(other_table, &other.1, &table, &this.1)
-                            })
-                    })
+                    // The joined table's column on one side, a present one's on the other.
+                    let (joined, other) = if a.0 == alias { (a, b) } else { (b, a) };
+                    joined.0 == alias
+                        && present.iter().any(|(present_alias, present_table)| {
+                            *present_alias == other.0
+                                && self
+                                    .keys
+                                    .guarantee(present_table, &other.1, &table, &joined.1)
+                        })
                 });
                 if guaranteed {
                     join.join_operator = JoinOperator::Join(JoinConstraint::On(on.clone()));
