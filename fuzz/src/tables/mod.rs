@@ -1,8 +1,6 @@
 //! runql's table definitions, store-value conversion and pushdown translator, from
 //! `src/tables/`, with the oracle the `push_down` target checks them by.
 
-// What scans use beside the builders is unused here.
-#[allow(dead_code)]
 #[path = "../../../src/tables/convert.rs"]
 mod convert;
 #[path = "../../../src/tables/defs.rs"]

@@ -20,7 +20,7 @@ use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::convert::ColumnBuilder;
+use super::convert::{ColumnBuilder, dashed_id};
 use super::push_down::{self, Dialect, Pushed};
 use super::{Kind, TableDef};
 
@@ -88,17 +88,6 @@ fn micros(datetime: &str) -> i64 {
         .expect("a pool datetime")
         .and_utc()
         .timestamp_micros()
-}
-
-fn dashed(hex: &str) -> String {
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// One table's rows, in the store and in Arrow.
@@ -421,11 +410,12 @@ impl<'a> Choices<'a> {
             },
             (Kind::Id, n) => {
                 let id = self.pick(&IDS);
+                let dashed = || dashed_id(id).expect("a pool id");
                 S::Utf8(Some(match n {
                     1 => id.to_string(),
-                    2 => dashed(id).to_ascii_uppercase(),
+                    2 => dashed().to_ascii_uppercase(),
                     3 => id[..8].to_string(),
-                    _ => dashed(id),
+                    _ => dashed(),
                 }))
             }
             (Kind::Text | Kind::Json | Kind::TextList, n) => S::Utf8(Some(match n {
