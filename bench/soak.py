@@ -144,7 +144,7 @@ def main():
             if out.returncode != 0:
                 # A store ZenML has only begun to create has no database or schema version
                 # yet; until runql has read it once, that is not a failure.
-                if last_runs == 0 and not ever_read:
+                if not ever_read:
                     time.sleep(0.5)
                     continue
                 failures += 1
