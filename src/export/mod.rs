@@ -320,6 +320,7 @@ async fn select(
     if changed == ALL_RUNS && previous.is_empty() {
         return Ok(Selected {
             selection: Selection::All,
+            in_previous: Vec::new(),
             deleted: false,
             changed: None,
         });
@@ -328,9 +329,14 @@ async fn select(
     let mut runs = strings(ctx, changed).await?;
     let changed_ids = runs.clone();
     let mut deleted = false;
+    // The listed runs the previous export holds: only they have rows there.
+    let mut in_previous = match has("runs") {
+        true => held(ctx, &runs).await?,
+        false => Vec::new(),
+    };
     let maybe_deleted = match known_runs {
         Some(known) if has("runs") => {
-            let new = not_held(ctx, &runs).await?;
+            let new = (runs.len() - in_previous.len()) as u64;
             count(ctx, "SELECT count(*) FROM runs").await? != known + new
         }
         _ => has("runs"),
@@ -342,8 +348,11 @@ async fn select(
         )
         .await?;
         deleted = !gone.is_empty();
-        runs.extend(gone);
+        runs.extend(gone.iter().cloned());
+        in_previous.extend(gone);
     }
+    in_previous.sort();
+    in_previous.dedup();
     runs.sort();
     runs.dedup();
     let mut resources = runs.clone();
@@ -363,47 +372,66 @@ async fn select(
             )
             .await?,
         );
-        for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
-            if has(table) {
-                resources.extend(
-                    strings(
-                        ctx,
-                        &format!("SELECT {id} FROM __prev_{table} WHERE run_id IN ({list})"),
-                    )
-                    .await?,
-                );
-            }
-        }
+        resources.extend(previous_resources(ctx, previous, &in_previous).await?);
     }
     resources.sort();
     resources.dedup();
     Ok(Selected {
         selection: Selection::Listed { runs, resources },
+        in_previous,
         deleted,
         changed: (changed != ALL_RUNS).then_some(changed_ids),
     })
 }
 
-/// How many of `runs` the previous export (registered as `__prev_runs`) does not hold:
-/// looked up by id, which the run ids' bloom filters answer without reading every run.
-pub(crate) async fn not_held(ctx: &SessionContext, runs: &[String]) -> Result<u64> {
+/// Which of `runs` the previous export (registered as `__prev_runs`) holds: looked up by
+/// id, which the run ids' bloom filters answer without reading every run. Only those have
+/// rows there to replace; a new run's are not looked for.
+pub(crate) async fn held(ctx: &SessionContext, runs: &[String]) -> Result<Vec<String>> {
     if runs.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let held = count(
+    strings(
         ctx,
         &format!(
-            "SELECT count(*) FROM __prev_runs WHERE run_id IN ({})",
+            "SELECT run_id FROM __prev_runs WHERE run_id IN ({})",
             id_list(runs)
         ),
     )
-    .await?;
-    Ok((runs.len() as u64).saturating_sub(held))
+    .await
+}
+
+/// The ids of the steps and outputs of `runs` in the previous export (`__prev_steps`,
+/// `__prev_outputs`, those of `tables` it has).
+pub(crate) async fn previous_resources(
+    ctx: &SessionContext,
+    tables: &[String],
+    runs: &[String],
+) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    if runs.is_empty() {
+        return Ok(ids);
+    }
+    let list = id_list(runs);
+    for (table, id) in [("steps", "step_id"), ("outputs", "output_id")] {
+        if tables.iter().any(|t| t == table) {
+            ids.extend(
+                strings(
+                    ctx,
+                    &format!("SELECT {id} FROM __prev_{table} WHERE run_id IN ({list})"),
+                )
+                .await?,
+            );
+        }
+    }
+    Ok(ids)
 }
 
 /// What `select` found.
 struct Selected {
     selection: Selection,
+    /// The listed runs the previous export holds.
+    in_previous: Vec<String>,
     /// Whether a run the previous export holds is gone from the store.
     deleted: bool,
     /// The changed runs' ids, when only some runs are read.
@@ -463,6 +491,7 @@ pub async fn export(
         .and_then(|p| p.rows("runs"));
     let Selected {
         selection,
+        in_previous,
         deleted,
         changed: changed_ids,
     } = select(ctx, &changed, &previous_tables, known_runs).await?;
@@ -512,7 +541,11 @@ pub async fn export(
             &options.to,
             previous,
             &tables,
-            (runs, resources),
+            Listed {
+                runs,
+                resources,
+                in_previous: Some(&in_previous),
+            },
             &|table| table.to_string(),
             progress,
             &made,
@@ -553,12 +586,11 @@ pub(crate) async fn append_changes(
     to: &Path,
     previous: &Manifest,
     tables: &[&str],
-    listed: (&[String], &[String]),
+    listed: Listed<'_>,
     fresh: &(dyn Fn(&str) -> String + Sync),
     progress: &mut (dyn FnMut(&str) + Send),
     made: &Manifest,
 ) -> Result<Option<Manifest>> {
-    let (runs, resources) = listed;
     let same_tables = previous.tables.len() == tables.len()
         && tables
             .iter()
@@ -568,10 +600,7 @@ pub(crate) async fn append_changes(
     }
     let staging = to.join(format!(".runql-staging-{}", std::process::id()));
     std::fs::create_dir_all(&staging)?;
-    let result = append_staged(
-        ctx, to, &staging, previous, tables, runs, resources, fresh, progress,
-    )
-    .await;
+    let result = append_staged(ctx, to, &staging, previous, tables, listed, fresh, progress).await;
     let written = match result {
         Ok(Some(written)) => written,
         Ok(None) => {
@@ -613,6 +642,14 @@ pub(crate) async fn append_changes(
     Ok(Some(new))
 }
 
+/// The runs and resources (steps, outputs and runs, by id) a change set replaces.
+pub(crate) struct Listed<'a> {
+    pub runs: &'a [String],
+    pub resources: &'a [String],
+    /// Those of `runs` the folder holds, when known: only their rows are looked for there.
+    pub in_previous: Option<&'a [String]>,
+}
+
 /// What `append_staged` wrote: nothing (nothing changed), or a change set in place, with
 /// each table's rows as the folder reads with it.
 enum Appended {
@@ -632,11 +669,15 @@ async fn append_staged(
     staging: &Path,
     previous: &Manifest,
     tables: &[&str],
-    runs: &[String],
-    resources: &[String],
+    listed: Listed<'_>,
     fresh: &(dyn Fn(&str) -> String + Sync),
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Option<Appended>> {
+    let Listed {
+        runs,
+        resources,
+        in_previous,
+    } = listed;
     use std::collections::BTreeSet;
     // A store's pipelines count their runs over every run (a second or more on a large
     // store): computed once, then compared and written from memory.
@@ -719,16 +760,24 @@ async fn append_staged(
             before
         } else {
             let table = summary.table.as_str();
-            let mut all: Vec<String> = ids(table, false).to_vec();
+            // A run's rows are there only if the folder holds the run.
+            let mut all: Vec<String> = match (table, in_previous) {
+                ("metadata", _) | (_, None) => ids(table, false).to_vec(),
+                (_, Some(held)) => held.to_vec(),
+            };
             all.extend(ids(table, true).iter().cloned());
-            count(
-                ctx,
-                &format!(
-                    "SELECT count(*) FROM __prev_{table} WHERE {}",
-                    in_list(key(table), &all)
-                ),
-            )
-            .await?
+            if all.is_empty() {
+                0
+            } else {
+                count(
+                    ctx,
+                    &format!(
+                        "SELECT count(*) FROM __prev_{table} WHERE {}",
+                        in_list(key(table), &all)
+                    ),
+                )
+                .await?
+            }
         };
         totals.push(TableSummary {
             rows: before.saturating_sub(replaced) + summary.rows,

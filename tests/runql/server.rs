@@ -209,6 +209,15 @@ fn a_sync_brings_new_changed_and_deleted_runs_exactly() {
     // New runs made by ZenML's client through the API, one of them tagged; a fixture run
     // deleted through the API.
     server.run_pipelines(&["2", "synced"]);
+    // Added runs alone are appended (the newest run the mirror had, read again, is left
+    // as it was), and the mirror equals a fresh fill.
+    assert_eq!(
+        count(&server, mirror.path(), "SELECT count(*) AS n FROM runs"),
+        9
+    );
+    let filled = tempfile::tempdir().unwrap();
+    rows_on(&server, filled.path(), "SELECT 1");
+    assert_mirrors_equal(&server, mirror.path(), filled.path());
     let gone = rows_on(
         &server,
         mirror.path(),
