@@ -152,9 +152,10 @@ struct Fresh {
     /// The outputs the fresh steps list, when their metadata is asked for by id (not on a
     /// first fill, which reads every artifact version's).
     output_ids: Option<BTreeSet<String>>,
-    /// Metadata already read, by resource: an output listed by two steps (a cached step
-    /// lists its original's) has its metadata once.
-    metadata_seen: HashSet<(u8, u128)>,
+    /// Artifact versions whose metadata was read (a page boundary that moved can show one
+    /// twice). Runs and steps are told apart by `run_ids` and `step_ids` already: on a
+    /// first fill of 100k runs, a set of every resource was 70 MB of the peak.
+    versions_seen: HashSet<u128>,
     newest_update: Option<i64>,
     /// The fresh runs' rows, kept in memory by a sync of changes (a few runs) to decide,
     /// before any step is read, whether anything changed at all.
@@ -175,7 +176,7 @@ impl Fresh {
             step_ids: HashSet::new(),
             steps_per_run: HashMap::new(),
             output_ids: (!full).then(BTreeSet::new),
-            metadata_seen: HashSet::new(),
+            versions_seen: HashSet::new(),
             newest_update: None,
             runs_kept: (!full).then(Vec::new),
         })
@@ -198,7 +199,7 @@ impl Fresh {
                 self.newest_update = Some(self.newest_update.map_or(t, |n| n.max(t)));
             }
             rows.push(row);
-            metadata.extend(self.metadata_of(0, "run", item));
+            metadata.extend(rows::metadata("run", item));
         }
         if let Some(kept) = self.runs_kept.as_mut().filter(|_| !rows.is_empty()) {
             let batch = rows::batch("runs", &rows)?;
@@ -246,7 +247,7 @@ impl Fresh {
                 outputs.push(output);
             }
             inputs.extend(rows::inputs(item));
-            metadata.extend(self.metadata_of(1, "step", item));
+            metadata.extend(rows::metadata("step", item));
         }
         self.spill.write("steps", &steps)?;
         self.spill.write("outputs", &outputs)?;
@@ -257,19 +258,25 @@ impl Fresh {
     fn add_artifact_versions(&mut self, items: &[Value]) -> Result<()> {
         let mut metadata = Vec::new();
         for item in items {
-            metadata.extend(self.metadata_of(2, "output", item));
+            let Some(id) = item["id"].as_str().and_then(id_number) else {
+                continue;
+            };
+            if self.versions_seen.insert(id) {
+                metadata.extend(rows::metadata("output", item));
+            }
         }
         self.spill.write("metadata", &metadata)
     }
 
-    fn metadata_of(&mut self, kind: u8, resource_type: &str, item: &Value) -> Vec<Value> {
-        let Some(id) = item["id"].as_str().and_then(id_number) else {
-            return Vec::new();
-        };
-        if !self.metadata_seen.insert((kind, id)) {
-            return Vec::new();
+    /// Frees what only the reading needed, before the tables are written (a first fill
+    /// writes 100k runs' tables with them otherwise still held).
+    fn done_reading(&mut self) {
+        self.versions_seen = HashSet::new();
+        self.steps_per_run = HashMap::new();
+        if self.output_ids.is_none() {
+            // A first fill: the folder is written whole, not listed by id.
+            self.step_ids = HashSet::new();
         }
-        rows::metadata(resource_type, item)
     }
 
     /// The fresh steps' ids, dashed as the tables show them.
@@ -288,14 +295,17 @@ struct Spill {
     writers: Vec<(&'static str, ArrowWriter<std::fs::File>)>,
 }
 
-/// Rows a spill writer holds before writing them out.
-const SPILL_ROW_GROUP: usize = 4096;
+/// Rows a spill writer holds before writing them out: five writers hold a row group each
+/// while pages arrive, and a step's row is kilobytes.
+const SPILL_ROW_GROUP: usize = 1024;
 
 impl Spill {
     fn new(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(SPILL_ROW_GROUP))
+            // Read once, in order: a dictionary per column would only hold memory.
+            .set_dictionary_enabled(false)
             .build();
         let mut writers = Vec::new();
         for table in FRESH_TABLES {
@@ -399,7 +409,8 @@ pub async fn sync(
     // queries below put the few narrow rows there and stream the wide ones (steps with
     // their source code). Left to its statistics, DataFusion built on every fresh step of
     // a 100k-run server (1.2 GB at the end of a first fill).
-    let mut config = datafusion::prelude::SessionConfig::new();
+    let config = datafusion::prelude::SessionConfig::new();
+    let mut config = config.with_batch_size(1024).with_target_partitions(1);
     config.options_mut().optimizer.join_reordering = false;
     let ctx = SessionContext::new_with_config(config);
     if let Some(p) = &previous {
@@ -679,6 +690,7 @@ pub async fn sync(
     )
     .await?;
 
+    fresh.done_reading();
     let runs_read = fresh.run_ids.len() as u64;
     let watermark = fresh
         .newest_update
