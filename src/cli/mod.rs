@@ -321,6 +321,7 @@ async fn run_with(
             partition_by: *partition_by,
             change_sets: false,
             source_mark: None,
+            pipelines_from_runs: false,
         };
         return run_export(&ctx, &source, &export, options).await;
     }

@@ -105,6 +105,29 @@ pub struct ExportOptions {
     pub change_sets: bool,
     /// The store's change mark (`ZenStore::change_mark`) read before the export started.
     pub source_mark: Option<String>,
+    /// The store's pipelines count their runs by id over the `runs` rows
+    /// (`SchemaMapping::pipelines_count_runs_by_id`): an incremental export of every run
+    /// counts them over its own runs (a scan of the store's every run otherwise).
+    pub pipelines_from_runs: bool,
+}
+
+/// Pipelines with the counts, first starts and numbers of the runs in `__merged_runs`, over
+/// the pipelines' own columns in `__store_pipelines`: as the SQL mappings count and number
+/// them (`v0_98::PIPELINES`), for a folder that holds every run.
+pub(crate) const PIPELINES_FROM_RUNS: &str = "SELECT p.pipeline_id, p.pipeline_name, p.created, \
+     COALESCE(s.n, 0) AS run_count, s.first_start AS first_run_start, \
+     CAST(ROW_NUMBER() OVER (ORDER BY s.first_start IS NULL, s.first_start, p.created, p.pipeline_id) - 1 AS BIGINT) AS pipeline_index, \
+     p.description \
+     FROM __store_pipelines p LEFT JOIN (SELECT pipeline_id, COUNT(*) AS n, \
+     MIN(start_time) AS first_start FROM __merged_runs GROUP BY pipeline_id) s \
+     ON s.pipeline_id = p.pipeline_id";
+
+/// The same SQL for a test to run over a store's own tables.
+#[doc(hidden)]
+pub fn pipelines_from_runs_over(pipelines: &str, runs: &str) -> String {
+    PIPELINES_FROM_RUNS
+        .replace("__store_pipelines", &format!("({pipelines})"))
+        .replace("__merged_runs", &format!("({runs}) AS r"))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -536,6 +559,24 @@ pub async fn export(
         && options.change_sets
         && options.partition_by.is_none()
     {
+        let counted = options.pipelines_from_runs
+            && made.since.is_none()
+            && previous.since.is_none()
+            && previous_tables.iter().any(|t| t == "runs");
+        if counted {
+            ctx.sql(
+                "CREATE VIEW __store_pipelines AS \
+                 SELECT pipeline_id, pipeline_name, created, description FROM pipelines",
+            )
+            .await?;
+            let merged = table_query("runs", &selection, true);
+            ctx.sql(&format!("CREATE VIEW __merged_runs AS {merged}"))
+                .await?;
+            ctx.sql(&format!(
+                "CREATE VIEW __pipelines_from_runs AS {PIPELINES_FROM_RUNS}"
+            ))
+            .await?;
+        }
         let appended = append_changes(
             ctx,
             &options.to,
@@ -546,7 +587,10 @@ pub async fn export(
                 resources,
                 in_previous: Some(&in_previous),
             },
-            &|table| table.to_string(),
+            &|table| match table {
+                "pipelines" if counted => "__pipelines_from_runs".to_string(),
+                other => other.to_string(),
+            },
             progress,
             &made,
         )

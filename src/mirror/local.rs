@@ -90,6 +90,7 @@ pub async fn sync(
         partition_by: None,
         change_sets: true,
         source_mark: mark,
+        pipelines_from_runs: store.mapping().pipelines_count_runs_by_id(),
     };
     let source = Source {
         store: identity(store),

@@ -34,9 +34,9 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::export::{
-    FINISHED, Listed, Manifest, Selection, append_changes, held, id_list, previous_resources,
-    read_manifest, register_tables, remove_stale_staging, strings, table_query, write_folder,
-    write_manifest,
+    FINISHED, Listed, Manifest, PIPELINES_FROM_RUNS, Selection, append_changes, held, id_list,
+    previous_resources, read_manifest, register_tables, remove_stale_staging, strings, table_query,
+    write_folder, write_manifest,
 };
 use crate::store::rest::{RestClient, ServerAddress, rows};
 use crate::tables::TABLES;
@@ -512,7 +512,7 @@ pub async fn sync(
     let pipelines = rows::pipelines_batch(&server_pipelines)?;
     drop(server_pipelines);
     ctx.register_table(
-        "__server_pipelines",
+        "__store_pipelines",
         Arc::new(MemTable::try_new(
             pipelines.schema(),
             vec![vec![pipelines]],
@@ -747,7 +747,7 @@ pub async fn sync(
     let numbered = numbered_runs(has_index);
     ctx.sql(&format!("CREATE VIEW __numbered_runs AS {numbered}"))
         .await?;
-    ctx.sql(&format!("CREATE VIEW pipelines AS {PIPELINES}"))
+    ctx.sql(&format!("CREATE VIEW pipelines AS {PIPELINES_FROM_RUNS}"))
         .await?;
 
     let rows = |table: &str| match table {
@@ -835,9 +835,9 @@ async fn same_pipelines(ctx: &SessionContext) -> Result<bool> {
         ctx,
         &format!(
             "SELECT CAST(count(*) AS VARCHAR) FROM (\
-             (SELECT {columns} FROM __server_pipelines EXCEPT SELECT {columns} FROM __prev_pipelines) \
+             (SELECT {columns} FROM __store_pipelines EXCEPT SELECT {columns} FROM __prev_pipelines) \
              UNION ALL \
-             (SELECT {columns} FROM __prev_pipelines EXCEPT SELECT {columns} FROM __server_pipelines))"
+             (SELECT {columns} FROM __prev_pipelines EXCEPT SELECT {columns} FROM __store_pipelines))"
         ),
     )
     .await?;
@@ -910,7 +910,7 @@ async fn read(
     }
 }
 
-/// Registers the fresh rows (`__fresh_<table>`, `__server_pipelines`) and over them the
+/// Registers the fresh rows (`__fresh_<table>`, `__store_pipelines`) and over them the
 /// views `runs`, `steps`, `outputs`, `inputs` and `metadata` with the tables' columns.
 async fn register_fresh(ctx: &SessionContext, fresh: &mut Fresh) -> Result<()> {
     fresh.spill.register(ctx).await?;
@@ -979,16 +979,6 @@ fn numbered_runs(has_index: bool) -> String {
         .collect();
     format!("SELECT {} FROM __merged_runs", columns.join(", "))
 }
-
-/// Pipelines with the counts of the mirror's runs, numbered by first run as the SQL
-/// mappings number them.
-const PIPELINES: &str = "SELECT p.pipeline_id, p.pipeline_name, p.created, \
-     COALESCE(s.n, 0) AS run_count, s.first_start AS first_run_start, \
-     CAST(ROW_NUMBER() OVER (ORDER BY s.first_start IS NULL, s.first_start, p.created, p.pipeline_id) - 1 AS BIGINT) AS pipeline_index, \
-     p.description \
-     FROM __server_pipelines p LEFT JOIN (SELECT pipeline_id, COUNT(*) AS n, \
-     MIN(start_time) AS first_start FROM __merged_runs GROUP BY pipeline_id) s \
-     ON s.pipeline_id = p.pipeline_id";
 
 /// The mirror holds what the user's runs say: readable by the user only.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -299,3 +299,36 @@ fn runql_command_in_pty(script: &Path, steps: &Value, m: &Mirrored) -> std::proc
         .output()
         .unwrap()
 }
+
+/// A mirror counts, dates and numbers a store's pipelines over its own runs only for eras
+/// whose mapping counts them by `pipeline_id` over the `runs` rows: for every fixture store
+/// of such an era, that SQL over the store's own tables gives the store's `pipelines`.
+#[test]
+fn pipelines_counted_over_the_runs_equal_the_stores_own() {
+    let (mut by_id, mut by_name) = (0, 0);
+    for dir in all_fixture_dirs() {
+        let store = dir.join("zenml.db");
+        let mapping = runql::store::ZenStore::open(&store).unwrap().mapping();
+        if !mapping.pipelines_count_runs_by_id() {
+            by_name += 1;
+            continue;
+        }
+        by_id += 1;
+        let counted = runql::export::pipelines_from_runs_over(
+            "SELECT pipeline_id, pipeline_name, created, description FROM pipelines",
+            "SELECT * FROM runs",
+        );
+        let differing = query_json_on(
+            &store,
+            &format!(
+                "SELECT count(*) AS n FROM ((SELECT * FROM pipelines EXCEPT {counted}) \
+                 UNION ALL ({counted} EXCEPT SELECT * FROM pipelines))"
+            ),
+        );
+        assert_eq!(differing[0]["n"], 0, "{}: {differing:?}", dir.display());
+    }
+    assert!(
+        by_id >= 15 && by_name >= 1,
+        "{by_id} by id, {by_name} by name"
+    );
+}

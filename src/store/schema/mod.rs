@@ -243,6 +243,17 @@ impl SchemaMapping {
         self.tables.iter().find(|t| t.table == name)
     }
 
+    /// Whether this era's `pipelines` count, date and number each pipeline's runs over the
+    /// `runs` table's rows by `pipeline_id` (every era from 0.60's last versionless releases
+    /// on; before, runs are counted by pipeline name across versions). Then a mirror counts
+    /// them over its own runs (`export::PIPELINES_FROM_RUNS`) instead of asking the store to
+    /// aggregate every run again.
+    pub fn pipelines_count_runs_by_id(&self) -> bool {
+        let by_id = v0_98::PIPELINES.joins.first().map(|j| j.sql);
+        self.table("pipelines")
+            .is_some_and(|t| t.joins.first().map(|j| j.sql) == by_id)
+    }
+
     /// The ZenML tables this era's mapping reads (with `alembic_version`, read to find the
     /// era), sorted: what a MySQL reader needs `SELECT` on, and nothing else.
     pub fn tables_read(&self) -> Vec<String> {
