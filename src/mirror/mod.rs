@@ -28,7 +28,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde_json::Value;
 
@@ -304,8 +304,11 @@ impl Spill {
         std::fs::create_dir_all(dir)?;
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(SPILL_ROW_GROUP))
-            // Read once, in order: a dictionary per column would only hold memory.
+            // Read once, whole and in order: a dictionary per column, and the min and max of
+            // every page and row group (kept until the file is closed; a step's source code
+            // is its own min and max), would only hold memory.
             .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::None)
             .build();
         let mut writers = Vec::new();
         for table in FRESH_TABLES {

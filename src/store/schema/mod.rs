@@ -244,8 +244,8 @@ impl SchemaMapping {
     }
 
     /// Whether this era's `pipelines` count, date and number each pipeline's runs over the
-    /// `runs` table's rows by `pipeline_id` (every era from 0.60's last versionless releases
-    /// on; before, runs are counted by pipeline name across versions). Then a mirror counts
+    /// `runs` table's rows by `pipeline_id` (every era from 0.63; 0.60 to 0.62 count the runs
+    /// of every version of a pipeline by its name). Then a mirror counts
     /// them over its own runs (`export::PIPELINES_FROM_RUNS`) instead of asking the store to
     /// aggregate every run again.
     pub fn pipelines_count_runs_by_id(&self) -> bool {
