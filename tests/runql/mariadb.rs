@@ -175,12 +175,17 @@ fn start() -> MariaDb {
     );
     let port = crate::common::free_port();
     let socket = base.join("sock");
+    // Its own temporary files (sorts, temporary tables) stay in its own folder: in the
+    // shared /tmp one vanished under a long differential run ("Error on delete of
+    // '/tmp/#sql-temptable-...MAI'").
+    let tmp = base.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let tls = make_certificates(&base.join("tls"));
     // The server dies with this test process: a watchdog shell waits for the process to end,
     // then stops the server and removes its data dir.
     let server = format!(
         "/usr/sbin/mariadbd --no-defaults --datadir={data} --port={port} --bind-address=127.0.0.1 \
-         --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin \
+         --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin --tmpdir={base}/tmp \
          --innodb-buffer-pool-size=256M --innodb-log-file-size=96M --innodb-flush-log-at-trx-commit=2 \
          --ssl-ca={tls}/ca.pem --ssl-cert={tls}/server.pem --ssl-key={tls}/server.key \
          >{base}/server.log 2>&1 & m=$!; \
