@@ -353,9 +353,10 @@ async fn select(
     let changed_ids = runs.clone();
     let mut deleted = false;
     // The listed runs the previous export holds: only they have rows there.
-    let mut in_previous = match has("runs") {
-        true => held(ctx, &runs).await?,
-        false => Vec::new(),
+    let mut in_previous = if has("runs") {
+        held(ctx, &runs).await?
+    } else {
+        Vec::new()
     };
     let maybe_deleted = match known_runs {
         Some(known) if has("runs") => {
@@ -559,10 +560,8 @@ pub async fn export(
         && options.change_sets
         && options.partition_by.is_none()
     {
-        let counted = options.pipelines_from_runs
-            && made.since.is_none()
-            && previous.since.is_none()
-            && previous_tables.iter().any(|t| t == "runs");
+        // Only a folder of every run (what `known_runs` says) can count them.
+        let counted = options.pipelines_from_runs && known_runs.is_some();
         if counted {
             ctx.sql(
                 "CREATE VIEW __store_pipelines AS \
@@ -713,15 +712,14 @@ async fn append_staged(
     staging: &Path,
     previous: &Manifest,
     tables: &[&str],
-    listed: Listed<'_>,
-    fresh: &(dyn Fn(&str) -> String + Sync),
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<Option<Appended>> {
-    let Listed {
+    Listed {
         runs,
         resources,
         in_previous,
-    } = listed;
+    }: Listed<'_>,
+    fresh: &(dyn Fn(&str) -> String + Sync),
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Option<Appended>> {
     use std::collections::BTreeSet;
     // A store's pipelines count their runs over every run (a second or more on a large
     // store): computed once, then compared and written from memory.

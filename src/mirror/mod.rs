@@ -411,9 +411,11 @@ pub async fn sync(
     // A join's build side (held in memory whole) is the side its SQL names first: the
     // queries below put the few narrow rows there and stream the wide ones (steps with
     // their source code). Left to its statistics, DataFusion built on every fresh step of
-    // a 100k-run server (1.2 GB at the end of a first fill).
-    let config = datafusion::prelude::SessionConfig::new();
-    let mut config = config.with_batch_size(1024).with_target_partitions(1);
+    // a 100k-run server (1.2 GB at the end of a first fill). One partition and batches of
+    // 1,024 rows: a batch of steps is megabytes, and the write is the fill's peak.
+    let mut config = datafusion::prelude::SessionConfig::new()
+        .with_batch_size(1024)
+        .with_target_partitions(1);
     config.options_mut().optimizer.join_reordering = false;
     let ctx = SessionContext::new_with_config(config);
     if let Some(p) = &previous {
@@ -429,6 +431,9 @@ pub async fn sync(
     let by_creation = ("sort_by", "asc:created".to_string());
     let hydrated = [hydrate.clone()];
     let hydrated_by_creation = [hydrate.clone(), by_creation.clone()];
+
+    // How many runs the mirror holds (its manifest's count).
+    let mirrored = previous.as_ref().and_then(|p| p.rows("runs"));
 
     // Runs: all of them the first time; after that, the changed and the unfinished.
     let (info, server_total, server_pipelines) = match previous
@@ -463,7 +468,6 @@ pub async fn sync(
                 ("updated", format!("gte:{mark}")),
                 ("sort_by", "asc:id".to_string()),
             ];
-            let counted = previous.as_ref().and_then(|p| p.rows("runs")).is_some();
             let mut add = |page: &[Value]| fresh.add_runs(page);
             let (info, listed, total) = tokio::join!(
                 client.info(),
@@ -477,10 +481,10 @@ pub async fn sync(
                     &mut add,
                 ),
                 async {
-                    match counted {
-                        true => client.page("/runs", &[], 1, 1).await.map(|p| Some(p.total)),
-                        false => Ok(None),
+                    if mirrored.is_none() {
+                        return Ok(None);
                     }
+                    client.page("/runs", &[], 1, 1).await.map(|p| Some(p.total))
                 },
             );
             let info = info?;
@@ -527,9 +531,7 @@ pub async fn sync(
     let mut deleted = Vec::new();
     // The fresh runs the mirror holds, when looked up.
     let mut in_previous: Option<Vec<String>> = None;
-    if let (Some(mirrored), Some(server_total)) =
-        (previous.as_ref().and_then(|p| p.rows("runs")), server_total)
-    {
+    if let (Some(mirrored), Some(server_total)) = (mirrored, server_total) {
         // The runs the mirror and this sync know of: the mirror's count (its manifest's)
         // and the fresh runs it does not hold, looked up by id (bloom filters) rather than
         // reading every run id the mirror holds.
@@ -627,9 +629,6 @@ pub async fn sync(
         for id in &unchanged {
             fresh.run_ids.remove(id);
         }
-        if let Some(held) = in_previous.as_mut() {
-            held.retain(|id| fresh.run_ids.contains(id));
-        }
     }
 
     // Steps of those runs, with their outputs and inputs, in ZenML's order.
@@ -714,13 +713,14 @@ pub async fn sync(
         .iter()
         .flat_map(|p| p.tables.iter().map(|t| t.table.clone()))
         .collect();
-    // The listed runs the mirror holds (a deleted run is one): only their steps and
-    // outputs are looked for there.
-    if let Some(held) = in_previous.as_mut() {
-        held.extend(deleted.iter().cloned());
-        held.sort();
-        held.dedup();
-    }
+    // The listed runs the mirror holds: the fresh ones it held (less those left out above)
+    // and the deleted. Only their steps and outputs are looked for there.
+    let in_previous: Option<Vec<String>> = in_previous.map(|held| {
+        held.into_iter()
+            .filter(|id| fresh.run_ids.contains(id))
+            .chain(deleted.iter().cloned())
+            .collect()
+    });
     let selection = if full {
         Selection::All
     } else {

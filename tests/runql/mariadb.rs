@@ -185,7 +185,7 @@ fn start() -> MariaDb {
     // then stops the server and removes its data dir.
     let server = format!(
         "/usr/sbin/mariadbd --no-defaults --datadir={data} --port={port} --bind-address=127.0.0.1 \
-         --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin --tmpdir={base}/tmp \
+         --socket={socket} --pid-file={base}/pid --user={user} --skip-log-bin --tmpdir={tmp} \
          --innodb-buffer-pool-size=256M --innodb-log-file-size=96M --innodb-flush-log-at-trx-commit=2 \
          --ssl-ca={tls}/ca.pem --ssl-cert={tls}/server.pem --ssl-key={tls}/server.key \
          >{base}/server.log 2>&1 & m=$!; \
@@ -195,6 +195,7 @@ fn start() -> MariaDb {
         socket = socket.display(),
         base = base.display(),
         tls = tls.display(),
+        tmp = tmp.display(),
         parent = std::process::id(),
     );
     let watchdog = Command::new("sh")

@@ -249,9 +249,7 @@ impl SchemaMapping {
     /// them over its own runs (`export::PIPELINES_FROM_RUNS`) instead of asking the store to
     /// aggregate every run again.
     pub fn pipelines_count_runs_by_id(&self) -> bool {
-        let by_id = v0_98::PIPELINES.joins.first().map(|j| j.sql);
-        self.table("pipelines")
-            .is_some_and(|t| t.joins.first().map(|j| j.sql) == by_id)
+        self.table("pipelines") == Some(&v0_98::PIPELINES)
     }
 
     /// The ZenML tables this era's mapping reads (with `alembic_version`, read to find the
@@ -289,7 +287,7 @@ impl SchemaMapping {
 }
 
 /// One runql table over ZenML's SQL: `SELECT <columns> FROM <from> <joins> [WHERE <filter>]`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct TableSql {
     pub table: &'static str,
     /// The table (with alias) that gives the rows, e.g. `pipeline_run r`.
@@ -325,7 +323,7 @@ impl TableSql {
 }
 
 /// A join and the joins it relies on.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct JoinSql {
     pub alias: &'static str,
     pub sql: &'static str,
@@ -334,7 +332,7 @@ pub struct JoinSql {
 
 /// One column's SQLite expression, the joins it reads, and whether it is a window function
 /// (which must be computed over all rows before any filter applies).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct ColumnSql {
     pub name: &'static str,
     pub expr: &'static str,
