@@ -163,6 +163,9 @@ fn dashed(hex: &str) -> Option<[u8; 36]> {
 
 /// ZenML's naive-UTC datetime text as microseconds since the epoch.
 fn parse_datetime(text: &str, column: &str) -> Result<i64> {
+    if let Some(micros) = plain_datetime(text.as_bytes()) {
+        return Ok(micros);
+    }
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"))
         .map(|dt| dt.and_utc().timestamp_micros())
@@ -171,9 +174,121 @@ fn parse_datetime(text: &str, column: &str) -> Result<i64> {
         })
 }
 
+/// `YYYY-MM-DD HH:MM:SS[.f…]` (1 to 9 fraction digits), the form every ZenML release
+/// stores, as microseconds since the epoch; `None` for anything else, which chrono then
+/// reads (or refuses). A scan converts four datetimes a row, and chrono's parser reads its
+/// format string again for each: this is about ten times faster, with chrono's answer
+/// (a unit test compares the two).
+fn plain_datetime(b: &[u8]) -> Option<i64> {
+    if !(b.len() == 19 || (21..=29).contains(&b.len()) && b[19] == b'.') {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b[range].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    // A leap second (`:60`) is left to chrono, which has its own reading of it.
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut micros = 0;
+    if b.len() > 19 {
+        let digits = &b[20..];
+        micros = number(20..b.len())? * 10i64.pow(9 - digits.len() as u32) / 1000;
+    }
+    // Days from 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's
+    // days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some((days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000_000 + micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written reader gives chrono's answer on every form it takes, and leaves
+    /// every other text to chrono.
+    #[test]
+    fn plain_datetimes_read_as_chrono_reads_them() {
+        let chrono = |t: &str| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                .ok()
+                .map(|dt| dt.and_utc().timestamp_micros())
+        };
+        let mut texts = vec![
+            "1970-01-01 00:00:00".to_string(),
+            "1969-12-31 23:59:59.999999".into(),
+            "0000-01-01 00:00:00".into(),
+            "0000-02-29 12:00:00".into(),
+            "9999-12-31 23:59:59.999999999".into(),
+            "2024-02-29 00:00:00.5".into(),
+            "2023-02-29 00:00:00".into(),
+            "1900-02-29 00:00:00".into(),
+            "2000-02-29 00:00:00".into(),
+            "2026-12-08 01:02:03.".into(),
+            "2026-12-08 01:02:03.1234567890".into(),
+            "2026-12-08 24:00:00".into(),
+            "2026-12-08 23:59:60".into(),
+            "2026-13-01 00:00:00".into(),
+            "2026-00-10 00:00:00".into(),
+            "2026-12-00 00:00:00".into(),
+            "2026-12-08T01:02:03".into(),
+            "2026-12-08 1:02:03.000".into(),
+            "+202-12-08 01:02:03".into(),
+            "2026-12-08 01:02:0x".into(),
+        ];
+        // Every day of four centuries, at times and fractions that vary with the day.
+        for days in (-800_000i64..800_000).step_by(97) {
+            let at = chrono::DateTime::from_timestamp(days * 86_400 + days.rem_euclid(86_400), 0)
+                .unwrap()
+                .naive_utc();
+            let digits = (days.rem_euclid(9) + 1) as usize;
+            let fraction = format!("{:09}", days.rem_euclid(1_000_000_000));
+            texts.push(format!("{}", at.format("%Y-%m-%d %H:%M:%S")));
+            texts.push(format!(
+                "{}.{}",
+                at.format("%Y-%m-%d %H:%M:%S"),
+                &fraction[..digits]
+            ));
+        }
+        for text in &texts {
+            let ours = plain_datetime(text.as_bytes());
+            if ours.is_some() {
+                assert_eq!(ours, chrono(text), "{text}");
+            }
+            let read = parse_datetime(text, "t").ok();
+            assert_eq!(
+                read,
+                chrono(text).or_else(|| NaiveDateTime::parse_from_str(
+                    text,
+                    "%Y-%m-%dT%H:%M:%S%.f"
+                )
+                .ok()
+                .map(|dt| dt.and_utc().timestamp_micros())),
+                "{text}"
+            );
+        }
+        assert!(plain_datetime(b"2026-12-08 01:02:03.25").is_some());
+    }
 
     #[test]
     fn ids_get_dashes() {
