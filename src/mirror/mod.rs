@@ -277,6 +277,7 @@ impl Fresh {
             // A first fill: the folder is written whole, not listed by id.
             self.step_ids = HashSet::new();
         }
+        release_freed_memory();
     }
 
     /// The fresh steps' ids, dashed as the tables show them.
@@ -285,6 +286,24 @@ impl Fresh {
             .iter()
             .filter_map(|n| crate::tables::dashed_id(&format!("{n:032x}")))
             .collect()
+    }
+}
+
+/// Hands memory the process has freed back to the system. glibc keeps what one thread
+/// frees in that thread's arena, and allocations on another thread do not reuse it: the
+/// pages and sets the reading freed stayed resident under the tables' writing, which runs
+/// on other threads (a first fill of a 100k-run server peaked at 330 MB at its end).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim only returns free memory to the system; it takes
+        // no pointer and may be called at any time from any thread.
+        unsafe {
+            malloc_trim(0);
+        }
     }
 }
 
