@@ -136,9 +136,9 @@ impl ScanQuery {
                 .collect();
             let on: Vec<String> = keys.iter().map(|k| format!("t.{k} = f.{k}")).collect();
             // The first rows' keys, a few rows SQLite materializes, drive the join: each
-            // wide row is then found through the key's index. DISTINCT, because a key may
-            // repeat (a metadata value linked to a step and to its run): each wide row joins
-            // once, and the outer sort and limit pick the first rows again.
+            // wide row is then found through the key's index. The key picks out one row
+            // (`TableSql::key`), so no row the filters left out joins; DISTINCT keeps each
+            // wide row once, and the outer sort and limit pick the first rows again.
             let keys = keys.join(", ");
             format!(
                 "SELECT {outer_columns} FROM (SELECT DISTINCT {keys} FROM \

@@ -375,3 +375,51 @@ fn first_rows_by_a_repeating_key_are_not_doubled() {
         );
     }
 }
+
+/// Found by the long differential run (MariaDB, ZenML 0.84.3, seed 106): one `run_metadata`
+/// value linked to two steps is two rows under one `run_metadata.id`; with that id as the
+/// row key, a sorted, limited scan filtered on one step's id joined the other step's row
+/// back in, unfiltered. The key is now the link's own id.
+#[test]
+fn first_rows_by_key_keep_only_the_filtered_rows() {
+    for release in ["0.84.3", "0.85.0", "0.98.0"] {
+        let store = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/zenml-{release}/zenml.db"));
+        // A step whose metadata value is linked to another resource too.
+        let db = rusqlite::Connection::open_with_flags(
+            &store,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let step: String = db
+            .query_row(
+                "SELECT resource_id FROM run_metadata_resource WHERE resource_type = 'step_run' \
+                 AND run_metadata_id IN (SELECT run_metadata_id FROM run_metadata_resource \
+                 GROUP BY run_metadata_id HAVING count(DISTINCT resource_id) > 1) \
+                 ORDER BY resource_id LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{release}: no shared metadata value: {e}"));
+        let step = runql::tables::dashed_id(&step).unwrap();
+        for filter in [
+            format!("resource_id = '{step}'"),
+            format!("NOT (resource_id <> '{step}')"),
+        ] {
+            let sql = format!(
+                "SELECT * FROM metadata WHERE {filter} ORDER BY resource_type, resource_id, key, \
+                 value, value_type, publisher_step_id, created LIMIT 5"
+            );
+            let rows = query_json_on(&store, &sql);
+            assert_eq!(
+                rows,
+                query_json_on_with(&store, &sql, &["--no-pushdown"]),
+                "{release}: {sql}"
+            );
+            assert!(!rows.is_empty(), "{release}: {sql}");
+            for row in &rows {
+                assert_eq!(row["resource_id"], step.as_str(), "{release}: {sql}");
+            }
+        }
+    }
+}

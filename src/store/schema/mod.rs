@@ -305,7 +305,8 @@ pub struct TableSql {
     pub overrides: &'static [ColumnSql],
     /// Columns that pick out a row (a primary key of `from`): a sorted scan with a LIMIT
     /// finds its first rows by them before computing their wide columns. Empty: no such key.
-    /// (A key that repeats stays correct: the outer query sorts and limits again.)
+    /// It must pick out one row: the wide rows are joined to the first rows' keys without
+    /// the filters, so a row sharing a key with a selected one would come back unfiltered.
     pub key: &'static [&'static str],
 }
 

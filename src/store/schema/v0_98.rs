@@ -280,7 +280,9 @@ pub(super) const METADATA: TableSql = TableSql {
     ),
     missing: &[],
     overrides: &[],
-    key: &["m.id"],
+    // A row is a link of a value to a resource: one `run_metadata` value linked to a step
+    // and to another step (or its run) is two rows under one `m.id`.
+    key: &["mr.id"],
     columns: &[
         col("resource_type", resource_type!("mr")),
         col("resource_id", "mr.resource_id"),
