@@ -276,8 +276,10 @@ impl Fresh {
         if self.output_ids.is_none() {
             // A first fill: the folder is written whole, not listed by id.
             self.step_ids = HashSet::new();
+            // Only a whole folder's write is large enough to matter; an incremental sync
+            // (every one-shot command's) does not pay for the trim.
+            release_freed_memory();
         }
-        release_freed_memory();
     }
 
     /// The fresh steps' ids, dashed as the tables show them.
