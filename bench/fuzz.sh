@@ -24,7 +24,7 @@ seed() {
     npy) pattern=data.npy ;;
     pandas_csv) pattern=df.csv ;;
     builtin_json) pattern=data.json ;;
-    parquet_artifact) pattern=df.parquet.gzip ;;
+    parquet_artifact) pattern='*parquet*' ;; # ZenML's df.parquet.gzip, tests/fixtures/parquet's
     statement_splitter) pattern='*.sql' ;;
     *) return ;;
   esac

@@ -56,12 +56,18 @@ fn read(bytes: bytes::Bytes, skip_arrow_schema: bool) -> Result<RecordBatch, Par
 /// claiming more elements than there are bytes left is damage, and refusing it keeps this
 /// walk, and parquet's after it, linear in the file's size.
 ///
-/// The walk only bounds parquet if both read the same bytes the same way. Two places where
-/// parquet 59 departs from the wire types are refused, as no writer produces them:
-/// - a page header's known field is read by the type parquet's schema gives it, whatever
-///   type the wire claims ([`Shape`]); a field of another type would send parquet into
-///   bytes this walk never read (a 3.4 KB file found by the fuzzer cost 2.3 s that way);
-/// - a list of booleans is skipped by parquet without reading its one byte per element.
+/// The walk only bounds parquet if both read the same bytes the same way. parquet 59 reads a
+/// known field by the type its schema gives it, whatever type the wire claims, so the walk
+/// knows those types ([`Shape`], for the footer's structs and a page header's) and refuses a
+/// field whose wire type differs; it also reads field ids as parquet does (16 bits). Without
+/// that, parquet reads on out of step with the walk, into bytes the walk never checked:
+/// - a page header (a 3.4 KB file found by the fuzzer cost 2.3 s that way);
+/// - the footer: 37 bytes whose `row_groups` field is an i32 on the wire make parquet reserve
+///   room for 2^31 row groups before reading one, and the failed 206 GB allocation aborts
+///   the process (found by reading parquet's footer decoder, not by the fuzzer).
+///
+/// A list of booleans is refused too: parquet skips it without reading its one byte per
+/// element, and no writer produces one.
 mod thrift {
     use super::super::parquet::file::metadata::ParquetMetaDataReader;
     use super::ParquetError;
@@ -84,7 +90,7 @@ mod thrift {
         let Some(start) = (file.len() - 8).checked_sub(length) else {
             return Ok(());
         };
-        Walk::new(&file[start..file.len() - 8]).structure(Shape::Unknown, 0)?;
+        Walk::new(&file[start..file.len() - 8]).structure(Shape::FileMetaData, 0)?;
         // The footer is sound: parquet may read it, and it says where the pages are.
         let Ok(metadata) = ParquetMetaDataReader::new().parse_and_finish(file) else {
             return Ok(());
@@ -117,48 +123,138 @@ mod thrift {
 
     const BOOL_TRUE: u8 = 1;
     const BOOL_FALSE: u8 = 2;
+    const BYTE: u8 = 3;
+    const I16: u8 = 4;
     const I32: u8 = 5;
     const I64: u8 = 6;
+    const DOUBLE: u8 = 7;
     const BINARY: u8 = 8;
+    const LIST: u8 = 9;
     const STRUCT: u8 = 12;
 
-    /// A struct whose known fields parquet reads by their declared types (parquet 59's
-    /// `PageHeader` and the structs inside it), or one it only skips.
+    /// A struct whose known fields parquet 59 reads by their declared types, or one it only
+    /// skips (`Unknown`, also the empty structs of unions such as `TimeUnit`, which parquet
+    /// reads as one stop byte). The footer's structs (`FileMetaData` and what it holds) and a
+    /// page header's. Built without parquet's `encryption` feature, parquet skips the
+    /// encryption fields, so they are not declared here.
     #[derive(Clone, Copy)]
     enum Shape {
         Unknown,
+        FileMetaData,
+        SchemaElement,
+        LogicalType,
+        DecimalType,
+        TimestampType,
+        TimeUnit,
+        IntType,
+        VariantType,
+        GeometryType,
+        GeographyType,
+        KeyValue,
+        ColumnOrder,
+        RowGroup,
+        SortingColumn,
+        ColumnChunk,
+        ColumnMetaData,
+        Statistics,
+        PageEncodingStats,
+        SizeStatistics,
+        GeospatialStatistics,
+        BoundingBox,
         PageHeader,
         DataPageHeader,
         IndexPageHeader,
         DictionaryPageHeader,
         DataPageHeaderV2,
-        PageStatistics,
     }
 
-    /// What parquet reads field `id` of `shape` as: a compact-Thrift type, and the shape
-    /// of a struct field. Enums (`PageType`, `Encoding`) are i32 on the wire.
-    fn declared(shape: Shape, id: i64) -> Option<(u8, Shape)> {
+    /// How parquet reads a known field. Enums (`Type`, `Encoding`, `PageType`, ...) are i32
+    /// on the wire.
+    #[derive(Clone, Copy)]
+    enum Declared {
+        /// A value of this compact-Thrift type.
+        Value(u8),
+        Struct(Shape),
+        /// A list of values of this type (and shape, for structs): parquet checks the
+        /// list's element type and reads each element by it.
+        List(u8, Shape),
+    }
+
+    /// What parquet 59 reads field `id` of `shape` as (its `parquet.thrift` readers in
+    /// `file/metadata/thrift`, `basic.rs` and the page reader).
+    fn declared(shape: Shape, id: i16) -> Option<Declared> {
+        use Declared::{List, Struct, Value};
         use Shape::*;
-        let field = |kind| Some((kind, Unknown));
-        match (shape, id) {
-            (Unknown | IndexPageHeader, _) => None,
-            (PageHeader, 1..=4) => field(I32),
-            (PageHeader, 5) => Some((STRUCT, DataPageHeader)),
-            (PageHeader, 6) => Some((STRUCT, IndexPageHeader)),
-            (PageHeader, 7) => Some((STRUCT, DictionaryPageHeader)),
-            (PageHeader, 8) => Some((STRUCT, DataPageHeaderV2)),
-            (DataPageHeader, 1..=4) => field(I32),
-            (DataPageHeader, 5) => Some((STRUCT, PageStatistics)),
-            (DictionaryPageHeader, 1 | 2) => field(I32),
-            (DictionaryPageHeader, 3) => field(BOOL_TRUE),
-            (DataPageHeaderV2, 1..=6) => field(I32),
-            (DataPageHeaderV2, 7) => field(BOOL_TRUE),
-            (DataPageHeaderV2, 8) => Some((STRUCT, PageStatistics)),
-            (PageStatistics, 1 | 2 | 5 | 6) => field(BINARY),
-            (PageStatistics, 3 | 4) => field(I64),
-            (PageStatistics, 7 | 8) => field(BOOL_TRUE),
-            _ => None,
-        }
+        Some(match (shape, id) {
+            (FileMetaData, 1) => Value(I32),
+            (FileMetaData, 2) => List(STRUCT, SchemaElement),
+            (FileMetaData, 3) => Value(I64),
+            (FileMetaData, 4) => List(STRUCT, RowGroup),
+            (FileMetaData, 5) => List(STRUCT, KeyValue),
+            (FileMetaData, 6) => Value(BINARY),
+            (FileMetaData, 7) => List(STRUCT, ColumnOrder),
+            (SchemaElement, 1..=3 | 5..=9) => Value(I32),
+            (SchemaElement, 4) => Value(BINARY),
+            (SchemaElement, 10) => Struct(LogicalType),
+            (LogicalType, 1..=4 | 6 | 11..=15) => Struct(Unknown),
+            (LogicalType, 5) => Struct(DecimalType),
+            (LogicalType, 7 | 8) => Struct(TimestampType),
+            (LogicalType, 10) => Struct(IntType),
+            (LogicalType, 16) => Struct(VariantType),
+            (LogicalType, 17) => Struct(GeometryType),
+            (LogicalType, 18) => Struct(GeographyType),
+            (DecimalType, 1 | 2) => Value(I32),
+            (TimestampType, 1) => Value(BOOL_TRUE),
+            (TimestampType, 2) => Struct(TimeUnit),
+            (TimeUnit, 1..=3) => Struct(Unknown),
+            (IntType, 1) => Value(BYTE),
+            (IntType, 2) => Value(BOOL_TRUE),
+            (VariantType, 1) => Value(BYTE),
+            (GeometryType, 1) => Value(BINARY),
+            (GeographyType, 1) => Value(BINARY),
+            (GeographyType, 2) => Value(I32),
+            (KeyValue, 1 | 2) => Value(BINARY),
+            (ColumnOrder, 1) => Struct(Unknown),
+            (RowGroup, 1) => List(STRUCT, ColumnChunk),
+            (RowGroup, 2 | 3 | 5) => Value(I64),
+            (RowGroup, 4) => List(STRUCT, SortingColumn),
+            (RowGroup, 7) => Value(I16),
+            (SortingColumn, 1) => Value(I32),
+            (SortingColumn, 2 | 3) => Value(BOOL_TRUE),
+            (ColumnChunk, 1) => Value(BINARY),
+            (ColumnChunk, 2 | 4 | 6) => Value(I64),
+            (ColumnChunk, 3) => Struct(ColumnMetaData),
+            (ColumnChunk, 5 | 7) => Value(I32),
+            (ColumnMetaData, 1 | 4 | 15) => Value(I32),
+            (ColumnMetaData, 2) => List(I32, Unknown),
+            (ColumnMetaData, 5..=7 | 9..=11 | 14) => Value(I64),
+            (ColumnMetaData, 12) => Struct(Statistics),
+            (ColumnMetaData, 13) => List(STRUCT, PageEncodingStats),
+            (ColumnMetaData, 16) => Struct(SizeStatistics),
+            (ColumnMetaData, 17) => Struct(GeospatialStatistics),
+            (Statistics, 1 | 2 | 5 | 6) => Value(BINARY),
+            (Statistics, 3 | 4) => Value(I64),
+            (Statistics, 7 | 8) => Value(BOOL_TRUE),
+            (PageEncodingStats, 1..=3) => Value(I32),
+            (SizeStatistics, 1) => Value(I64),
+            (SizeStatistics, 2 | 3) => List(I64, Unknown),
+            (GeospatialStatistics, 1) => Struct(BoundingBox),
+            (GeospatialStatistics, 2) => List(I32, Unknown),
+            (BoundingBox, 1..=8) => Value(DOUBLE),
+            (PageHeader, 1..=4) => Value(I32),
+            (PageHeader, 5) => Struct(DataPageHeader),
+            (PageHeader, 6) => Struct(IndexPageHeader),
+            (PageHeader, 7) => Struct(DictionaryPageHeader),
+            (PageHeader, 8) => Struct(DataPageHeaderV2),
+            (DataPageHeader, 1..=4) => Value(I32),
+            (DataPageHeader, 5) => Struct(Statistics),
+            (DictionaryPageHeader, 1 | 2) => Value(I32),
+            (DictionaryPageHeader, 3) => Value(BOOL_TRUE),
+            (DataPageHeaderV2, 1..=6) => Value(I32),
+            (DataPageHeaderV2, 7) => Value(BOOL_TRUE),
+            (DataPageHeaderV2, 8) => Struct(Statistics),
+            _ => return None,
+        })
     }
 
     struct Walk<'a> {
@@ -244,16 +340,7 @@ mod thrift {
                     let n = self.varint()?;
                     self.skip(usize::try_from(n).map_err(|_| damaged("cut short"))?)
                 }
-                9 | 10 => {
-                    let header = self.byte()?;
-                    let element = header & 0x0f;
-                    let short = u64::from(header >> 4);
-                    let n = if short == 15 { self.varint()? } else { short };
-                    for _ in 0..self.count(n)? {
-                        self.element(element, depth + 1)?;
-                    }
-                    Ok(())
-                }
+                9 | 10 => self.list(None, depth),
                 11 => {
                     let n = self.varint()?;
                     let n = self.count(n)?;
@@ -272,35 +359,79 @@ mod thrift {
             }
         }
 
+        /// A list or set; with `declared`, the element type (and shape) parquet reads it by,
+        /// which the list must have (parquet checks it too).
+        fn list(&mut self, declared: Option<(u8, Shape)>, depth: u32) -> Result<(), ParquetError> {
+            let header = self.byte()?;
+            let element = header & 0x0f;
+            let short = u64::from(header >> 4);
+            let n = if short == 15 { self.varint()? } else { short };
+            let n = self.count(n)?;
+            let shape = match declared {
+                // parquet reads a header of 0 as an empty list of any type.
+                Some((kind, shape)) if header != 0 => {
+                    if element != kind {
+                        return Err(damaged("a list of the wrong type"));
+                    }
+                    shape
+                }
+                _ => Shape::Unknown,
+            };
+            for _ in 0..n {
+                match element {
+                    STRUCT => self.structure(shape, depth + 1)?,
+                    _ => self.element(element, depth + 1)?,
+                }
+            }
+            Ok(())
+        }
+
         /// A struct's fields up to its stop byte; a field `shape` declares must have the
-        /// declared type.
+        /// declared type, and is read as parquet reads it.
         fn structure(&mut self, shape: Shape, depth: u32) -> Result<(), ParquetError> {
             if depth > MAX_DEPTH {
                 return Err(damaged("structures nested too deep"));
             }
-            let mut id: i64 = 0;
+            let mut id: i16 = 0;
             loop {
                 let header = self.byte()?;
                 if header == 0 {
                     return Ok(());
                 }
                 let kind = header & 0x0f;
+                // A field id as parquet reads it: an i16, from a delta on the last id or in
+                // full, where a longer number is cut to its low 16 bits. A walk that kept
+                // the whole number would skip by the wire a field parquet reads as declared.
                 id = match header >> 4 {
-                    0 => zigzag(self.varint()?),
-                    delta => id + i64::from(delta),
+                    0 => zigzag(self.varint()?) as i16,
+                    delta => id
+                        .checked_add(i16::from(delta))
+                        .ok_or_else(|| damaged("a field id past 32767"))?,
                 };
-                let Some((declared_kind, inner)) = declared(shape, id) else {
+                let Some(declared) = declared(shape, id) else {
                     self.value(kind, depth + 1)?;
                     continue;
                 };
-                let is_bool = |k| k == BOOL_TRUE || k == BOOL_FALSE;
-                if kind != declared_kind && !(is_bool(kind) && is_bool(declared_kind)) {
-                    return Err(damaged("a page header field of the wrong type"));
-                }
-                match (shape, id) {
-                    (Shape::PageHeader, 3) => self.page_size = Some(zigzag(self.varint()?)),
-                    _ if kind == STRUCT => self.structure(inner, depth + 1)?,
-                    _ => self.value(kind, depth + 1)?,
+                let wrong_type = || damaged("a field of the wrong type");
+                match declared {
+                    Declared::Value(expected) => {
+                        let is_bool = |k| k == BOOL_TRUE || k == BOOL_FALSE;
+                        if kind != expected && !(is_bool(kind) && is_bool(expected)) {
+                            return Err(wrong_type());
+                        }
+                        if let (Shape::PageHeader, 3) = (shape, id) {
+                            self.page_size = Some(zigzag(self.varint()?));
+                        } else {
+                            self.value(kind, depth + 1)?;
+                        }
+                    }
+                    Declared::Struct(inner) if kind == STRUCT => {
+                        self.structure(inner, depth + 1)?
+                    }
+                    Declared::List(element, inner) if kind == LIST => {
+                        self.list(Some((element, inner)), depth + 1)?
+                    }
+                    Declared::Struct(_) | Declared::List(..) => return Err(wrong_type()),
                 }
             }
         }
@@ -364,8 +495,34 @@ mod tests {
         let file = include_bytes!("../../tests/fixtures/fuzz/parquet-2-seconds-to-decode.parquet");
         let err = to_batch(file.to_vec()).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("a page header field of the wrong type"),
+            err.to_string().contains("a field of the wrong type"),
+            "{err}"
+        );
+    }
+
+    /// A 37-byte file whose footer's `row_groups` (field 4, a list) is an i32 on the wire:
+    /// parquet 59 reads the varint's bytes as a list header claiming 2^31 - 1 row groups and
+    /// reserves room for them all before reading one; the 206 GB allocation fails and aborts
+    /// the process (no panic to catch). The walk reads field 4 as the list parquet reads, so
+    /// parquet never sees this footer.
+    #[test]
+    fn footer_field_of_the_wrong_type_is_refused_before_parquet_reserves_for_it() {
+        let footer: &[u8] = &[
+            0x15, 0x02, // field 1 version: i32 1
+            0x19, 0x1c, // field 2 schema: a list of one struct
+            0x48, 6, b's', b'c', b'h', b'e', b'm', b'a', // name: "schema"
+            0x15, 0x00, 0x00, // num_children: 0, end of the SchemaElement
+            0x16, 0x00, // field 3 num_rows: i64 0
+            0x15, 0xfc, 0xff, 0xff, 0xff, 0xff, 0x07, // field 4 row_groups, as an i32
+            0x00, // end of FileMetaData
+        ];
+        let mut file = b"PAR1".to_vec();
+        file.extend_from_slice(footer);
+        file.extend_from_slice(&(footer.len() as u32).to_le_bytes());
+        file.extend_from_slice(b"PAR1");
+        let err = to_batch(file).unwrap_err();
+        assert!(
+            err.to_string().contains("a field of the wrong type"),
             "{err}"
         );
     }
@@ -393,6 +550,24 @@ mod tests {
             }
         }
         assert!(found > 10, "{found} Parquet frames in the fixtures");
+    }
+
+    /// pyarrow files that use every part of the footer the walk declares (each logical type,
+    /// statistics, sorting columns, page indexes, a bloom filter, v1 and v2 pages; made by
+    /// `tests/fixtures/parquet/make_typed_frames.py`) pass the walk and read whole.
+    #[test]
+    fn typed_frames_pass_the_walk() {
+        for name in ["typed-v1", "typed-v2", "typed-plain"] {
+            let path = format!(
+                "{}/tests/fixtures/parquet/{name}.parquet",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let bytes = std::fs::read(&path).unwrap();
+            thrift::check(&bytes::Bytes::from(bytes.clone()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let batch = to_batch(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!((batch.num_rows(), batch.num_columns()), (50, 21), "{name}");
+        }
     }
 
     /// Found by fuzz/'s parquet_artifact target: an embedded Arrow schema with a field of type
