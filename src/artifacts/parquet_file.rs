@@ -69,6 +69,7 @@ fn read(bytes: bytes::Bytes, skip_arrow_schema: bool) -> Result<RecordBatch, Par
 /// A list of booleans is refused too: parquet skips it without reading its one byte per
 /// element, and no writer produces one.
 mod thrift {
+    use super::super::parquet::basic::Compression;
     use super::super::parquet::file::metadata::ParquetMetaDataReader;
     use super::ParquetError;
 
@@ -97,6 +98,7 @@ mod thrift {
         };
         for group in metadata.row_groups() {
             for chunk in group.columns() {
+                let most = expansion(chunk.compression());
                 let first = chunk
                     .dictionary_page_offset()
                     .unwrap_or(chunk.data_page_offset())
@@ -114,11 +116,30 @@ mod thrift {
                     let Some(page) = walk.page_size.and_then(|n| usize::try_from(n).ok()) else {
                         break;
                     };
+                    if let (Some(most), Some(claim)) = (most, walk.page_claim)
+                        && claim > (page as i64).saturating_mul(most)
+                    {
+                        return Err(damaged("a page larger than its codec can make it"));
+                    }
                     at = at.saturating_add(walk.read).saturating_add(page);
                 }
             }
         }
         Ok(())
+    }
+
+    /// How many times its compressed size a page of `codec` can decode to, for the codecs
+    /// whose output parquet 59 sizes to the page's claimed `uncompressed_page_size` before
+    /// decoding (`Vec::resize`, zero-filled, so the memory is really taken): 572 bytes with 8
+    /// snappy pages claiming 2 GB each held 16.8 GB. Snappy's densest element is a 3-byte
+    /// copy of 64 bytes (21.3x); LZ4's match length grows 255 per byte. gzip, zstd and brotli
+    /// grow their output as they decode, so their claims cost nothing.
+    fn expansion(codec: Compression) -> Option<i64> {
+        match codec {
+            Compression::SNAPPY => Some(24),
+            Compression::LZ4 | Compression::LZ4_RAW => Some(256),
+            _ => None,
+        }
     }
 
     const BOOL_TRUE: u8 = 1;
@@ -262,6 +283,8 @@ mod thrift {
         read: usize,
         /// A top-level `compressed_page_size` (field 3, i32): how far the next page header is.
         page_size: Option<i64>,
+        /// A top-level `uncompressed_page_size` (field 2, i32): what the page claims to decode to.
+        page_claim: Option<i64>,
     }
 
     impl<'a> Walk<'a> {
@@ -270,6 +293,7 @@ mod thrift {
                 bytes,
                 read: 0,
                 page_size: None,
+                page_claim: None,
             }
         }
 
@@ -419,10 +443,12 @@ mod thrift {
                         if kind != expected && !(is_bool(kind) && is_bool(expected)) {
                             return Err(wrong_type());
                         }
-                        if let (Shape::PageHeader, 3) = (shape, id) {
-                            self.page_size = Some(zigzag(self.varint()?));
-                        } else {
-                            self.value(kind, depth + 1)?;
+                        match (shape, id) {
+                            (Shape::PageHeader, 2) => {
+                                self.page_claim = Some(zigzag(self.varint()?))
+                            }
+                            (Shape::PageHeader, 3) => self.page_size = Some(zigzag(self.varint()?)),
+                            _ => self.value(kind, depth + 1)?,
                         }
                     }
                     Declared::Struct(inner) if kind == STRUCT => {
@@ -527,6 +553,24 @@ mod tests {
         );
     }
 
+    /// 572 bytes of 8 snappy pages, each claiming to decode to 2 GB: parquet 59 zero-fills
+    /// that much before decoding a page, and held 16.8 GB for this file (one more column per
+    /// 2 GB, and the machine runs out). The same file with honest claims reads.
+    #[test]
+    fn pages_claiming_more_than_snappy_can_make_are_refused() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
+        let lying = std::fs::read(format!("{dir}/snappy-pages-claiming-2gb.parquet")).unwrap();
+        let err = to_batch(lying).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("a page larger than its codec can make it"),
+            "{err}"
+        );
+        let honest = std::fs::read(format!("{dir}/snappy-pages-claiming-8-bytes.parquet")).unwrap();
+        let batch = to_batch(honest).unwrap();
+        assert_eq!((batch.num_rows(), batch.num_columns()), (1, 8));
+    }
+
     /// Every real DataFrame of the fixtures still reads (the walk refuses no sound file).
     #[test]
     fn the_fixtures_parquet_frames_pass_the_walk() {
@@ -553,8 +597,9 @@ mod tests {
     }
 
     /// pyarrow files that use every part of the footer the walk declares (each logical type,
-    /// statistics, sorting columns, page indexes, a bloom filter, v1 and v2 pages; made by
-    /// `tests/fixtures/parquet/make_typed_frames.py`) pass the walk and read whole.
+    /// statistics, sorting columns, page indexes, a bloom filter, v1 and v2 pages) and pages
+    /// as dense as their codec makes them pass the walk and read whole (made by
+    /// `tests/fixtures/parquet/make_typed_frames.py`).
     #[test]
     fn typed_frames_pass_the_walk() {
         for name in ["typed-v1", "typed-v2", "typed-plain"] {
@@ -567,6 +612,17 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let batch = to_batch(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!((batch.num_rows(), batch.num_columns()), (50, 21), "{name}");
+        }
+        // A page of zeros at each codec's densest ratio (snappy 21x, lz4 222x) is within the
+        // bound on what a page may claim.
+        for name in ["zeros-snappy", "zeros-lz4"] {
+            let path = format!(
+                "{}/tests/fixtures/parquet/{name}.parquet",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let batch =
+                to_batch(std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(batch.num_rows(), 1 << 17, "{name}");
         }
     }
 
