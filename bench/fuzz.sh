@@ -29,7 +29,7 @@ seed() {
     *) return ;;
   esac
   # Content-named copies, so seeding twice adds nothing.
-  find ../tests/fixtures ../queries ../tests/serve -name "$pattern" -size -256k 2>/dev/null |
+  find ../tests/fixtures ../queries ../tests/serve -type f -name "$pattern" -size -256k 2>/dev/null |
     while read -r f; do cp "$f" "$dir/seed-$(sha1sum "$f" | cut -c1-16)"; done
 }
 

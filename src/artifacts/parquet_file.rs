@@ -142,6 +142,14 @@ mod thrift {
         }
     }
 
+    /// `DELTA_LENGTH_BYTE_ARRAY` and `DELTA_BYTE_ARRAY`: parquet 59's Arrow reader makes a
+    /// zeroed `Vec` as long as the count in a page's first bytes (`vec![0; values_left]`)
+    /// before decoding a value, so 106 bytes claiming 2^40 strings abort the process on a
+    /// failed 4 TiB allocation. Bounding that count means decompressing the page and parsing
+    /// its levels; pandas and pyarrow (ZenML's writers) never use these encodings unless
+    /// asked, so a page in either is refused instead.
+    const DELTA_STRINGS: [i64; 2] = [6, 7];
+
     const BOOL_TRUE: u8 = 1;
     const BOOL_FALSE: u8 = 2;
     const BYTE: u8 = 3;
@@ -448,6 +456,18 @@ mod thrift {
                                 self.page_claim = Some(zigzag(self.varint()?))
                             }
                             (Shape::PageHeader, 3) => self.page_size = Some(zigzag(self.varint()?)),
+                            (Shape::DataPageHeader | Shape::DictionaryPageHeader, 2)
+                            | (Shape::DataPageHeaderV2, 4) => {
+                                let encoding = zigzag(self.varint()?);
+                                if DELTA_STRINGS.contains(&encoding) {
+                                    return Err(ParquetError::General(
+                                        "runql does not read Parquet's DELTA_LENGTH_BYTE_ARRAY \
+                                         and DELTA_BYTE_ARRAY encodings: parquet 59 reserves \
+                                         memory for them by a count it does not check"
+                                            .into(),
+                                    ));
+                                }
+                            }
                             _ => self.value(kind, depth + 1)?,
                         }
                     }
@@ -569,6 +589,24 @@ mod tests {
         let honest = std::fs::read(format!("{dir}/snappy-pages-claiming-8-bytes.parquet")).unwrap();
         let batch = to_batch(honest).unwrap();
         assert_eq!((batch.num_rows(), batch.num_columns()), (1, 8));
+    }
+
+    /// 106 bytes whose one DELTA_LENGTH_BYTE_ARRAY page claims 2^40 strings: parquet 59 makes
+    /// a zeroed `Vec` of that many lengths first, and the failed 4 TiB allocation aborts the
+    /// process. Pages in that encoding (and DELTA_BYTE_ARRAY) are refused with a line saying
+    /// so, an honest pyarrow file too (`make_delta_strings.py`).
+    #[test]
+    fn delta_string_pages_are_refused_before_parquet_sizes_them() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
+        for name in ["delta-strings-claiming-2-40", "delta-strings"] {
+            let bytes = std::fs::read(format!("{dir}/{name}.parquet")).unwrap();
+            let err = to_batch(bytes).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("runql does not read Parquet's DELTA_LENGTH_BYTE_ARRAY"),
+                "{name}: {err}"
+            );
+        }
     }
 
     /// Every real DataFrame of the fixtures still reads (the walk refuses no sound file).
