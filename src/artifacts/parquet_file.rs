@@ -20,22 +20,49 @@ use super::parquet::errors::ParquetError;
 /// Parquet's own schema, and a panic in that read too is an error: a file in a bucket is
 /// untrusted input, and it must not end the process.
 pub fn to_batch(bytes: Vec<u8>) -> Result<RecordBatch, ParquetError> {
+    to_batch_within(bytes, MOST_DECODED)
+}
+
+/// The most one DataFrame may decode to (its Arrow buffers), 2 GiB. Run-length encoding lets
+/// a few bytes stand for billions of rows: 139 bytes of one run of 2^28 rows took 4.3 GB and
+/// 12 s to read and join into one batch, and a run of 2^31 would exhaust the machine. ZenML's
+/// DataFrames that runql reads for a query are far smaller; a file past this is refused.
+const MOST_DECODED: usize = 2 << 30;
+
+fn to_batch_within(bytes: Vec<u8>, most: usize) -> Result<RecordBatch, ParquetError> {
     let bytes = bytes::Bytes::from(bytes);
     thrift::check(&bytes)?;
     let attempt = |skip_arrow_schema: bool| {
         let bytes = bytes.clone();
-        quietly(move || read(bytes, skip_arrow_schema))
+        quietly(move || read(bytes, skip_arrow_schema, most))
     };
     attempt(false)
         .or_else(|| attempt(true))
         .unwrap_or_else(|| Err(ParquetError::General("the Parquet file is damaged".into())))
 }
 
-fn read(bytes: bytes::Bytes, skip_arrow_schema: bool) -> Result<RecordBatch, ParquetError> {
+fn read(
+    bytes: bytes::Bytes,
+    skip_arrow_schema: bool,
+    most: usize,
+) -> Result<RecordBatch, ParquetError> {
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(skip_arrow_schema);
     let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?.build()?;
     let schema = reader.schema();
-    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    let mut batches = Vec::new();
+    let mut decoded = 0usize;
+    for batch in reader {
+        let batch = batch?;
+        decoded = decoded.saturating_add(batch.get_array_memory_size());
+        if decoded > most {
+            return Err(ParquetError::General(format!(
+                "the DataFrame decodes to more than {} MiB, more than runql reads from one \
+                 artifact",
+                most >> 20
+            )));
+        }
+        batches.push(batch);
+    }
     // pandas writes its index and dtypes as schema metadata; the rows are what matter here.
     let schema = Arc::new(Schema::new(schema.fields().clone()));
     let batches: Vec<RecordBatch> = batches
@@ -607,6 +634,23 @@ mod tests {
                 "{name}: {err}"
             );
         }
+    }
+
+    /// 139 bytes holding one run-length-encoded run of 2^31 - 1 rows (16 GiB decoded, made by
+    /// `make_long_run.py`): reading stops at the budget, here 64 MiB to keep the test quick,
+    /// with a line saying so.
+    #[test]
+    fn a_long_run_stops_at_the_decoding_budget() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/parquet/long-run-2-31-rows.parquet"
+        );
+        let err = to_batch_within(std::fs::read(path).unwrap(), 64 << 20).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the DataFrame decodes to more than 64 MiB"),
+            "{err}"
+        );
     }
 
     /// Every real DataFrame of the fixtures still reads (the walk refuses no sound file).
