@@ -29,7 +29,9 @@ pub fn to_batch(bytes: Vec<u8>) -> Result<RecordBatch, ParquetError> {
 /// DataFrames that runql reads for a query are far smaller; a file past this is refused.
 const MOST_DECODED: usize = 2 << 30;
 
-fn to_batch_within(bytes: Vec<u8>, most: usize) -> Result<RecordBatch, ParquetError> {
+/// [`to_batch`] with another budget for the decoded rows (the fuzzer's is smaller than its
+/// 2 GB memory limit).
+pub fn to_batch_within(bytes: Vec<u8>, most: usize) -> Result<RecordBatch, ParquetError> {
     let bytes = bytes::Bytes::from(bytes);
     thrift::check(&bytes)?;
     let attempt = |skip_arrow_schema: bool| {
