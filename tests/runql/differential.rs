@@ -3,7 +3,8 @@
 //! and once with DataFusion evaluating everything (`PushDown::Off`, the `--no-pushdown`
 //! flag). The two must give the same multiset of rows; and, ternary logic partitioning
 //! (SQLancer's TLP), for every predicate `p`: `count(*)` = rows where `p` + where `NOT p` +
-//! where `p IS NULL`.
+//! where `p IS NULL`. A third oracle compares each store with its `runql export`, the
+//! Parquet folder every mirror is made of.
 //!
 //! Literals stress what translation gets wrong: quotes, `%`, `_`, `\`, empty strings,
 //! trailing spaces, mixed case, unicode, ids in other spellings, timestamps one microsecond
@@ -406,6 +407,59 @@ async fn differential_on(
     failures
 }
 
+/// The store and its export agree: each generated query gives the same rows on the store
+/// (pushdown on) and on a `runql export` of it, the Parquet folder a server's mirror and a
+/// store's `--mirror` are made of, read through DataFusion's Parquet scan and its own
+/// filter pushdown; and TLP holds on the export too.
+async fn export_agrees(release: &str, queries: usize, seed: u64) -> Vec<String> {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/zenml-{release}/zenml.db"));
+    let folder = tempfile::tempdir().unwrap();
+    let out = crate::common::runql()
+        .arg("--store")
+        .arg(&fixture)
+        .args(["export", "--to"])
+        .arg(folder.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Arc::new(ZenStore::open(&fixture).unwrap());
+    let live = runql::session_with(store, ArtifactRoot::default(), PushDown::On).unwrap();
+    let (exported, _) = runql::export_session(folder.path(), ArtifactRoot::default())
+        .await
+        .unwrap();
+    let mut tables = Vec::new();
+    for def in TABLES {
+        tables.push((def, columns(&live, def).await));
+    }
+    let mut rng = Rng(seed);
+    let mut failures = Vec::new();
+    for _ in 0..queries {
+        let sql = query(&mut rng, &tables);
+        let (store, export) = (answer(&live, &sql).await, answer(&exported, &sql).await);
+        match (&store, &export) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Err(_), Err(_)) => continue,
+            _ => {
+                failures.push(format!(
+                    "{release}: {sql}\n  store:  {}\n  export: {}",
+                    summary(&store),
+                    summary(&export)
+                ));
+                continue;
+            }
+        }
+        if let Some(failure) = partitions_add_up(&exported, &sql).await {
+            failures.push(format!("{release} export: {failure}"));
+        }
+    }
+    failures
+}
+
 /// TLP: for `SELECT * FROM t WHERE p`, the rows where `p`, where `NOT p` and where `p IS
 /// NULL` are all of `t`'s rows. None when they are (or the query is of another form).
 async fn partitions_add_up(ctx: &SessionContext, sql: &str) -> Option<String> {
@@ -463,6 +517,33 @@ fn pushdown_gives_datafusions_answer() {
     let mut failures = Vec::new();
     for (i, release) in ["0.60.0", "0.85.0", "0.98.0"].iter().enumerate() {
         failures.extend(runtime.block_on(run_differential(release, queries, seed + i as u64)));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        queries * 3,
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The search again between each store and its export (the mirror's format).
+#[test]
+fn export_gives_the_stores_answer() {
+    let queries = env_number("RUNQL_DIFF_QUERIES", 300) as usize;
+    let seed = env_number("RUNQL_DIFF_SEED", 20261127);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    for (i, release) in ["0.60.0", "0.85.0", "0.98.0"].iter().enumerate() {
+        failures.extend(runtime.block_on(export_agrees(release, queries, seed + 7 + i as u64)));
     }
     assert!(
         failures.is_empty(),
