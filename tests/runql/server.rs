@@ -745,3 +745,65 @@ fn servers_that_answer_wrongly_are_one_line_errors() {
         assert!(!dir.join("manifest.json").exists(), "{}", dir.display());
     }
 }
+
+/// The differential search between a server's mirror and the store file behind the server:
+/// generated queries (filters, sorts with limits, joins, TLP) over every column the API
+/// gives as the file holds it (`comparable`), on each release's server.
+#[test]
+fn a_mirror_answers_generated_queries_as_the_store_file_does() {
+    let queries = crate::differential::env_number("RUNQL_DIFF_QUERIES", 200) as usize;
+    let seed = crate::differential::env_number("RUNQL_DIFF_SEED", 20261208);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    for (i, version) in SERVER_RELEASES.iter().enumerate() {
+        let server = shared(version);
+        let cache = tempfile::tempdir().unwrap();
+        // The first use fills the mirror.
+        assert_eq!(rows_on(server, cache.path(), "SELECT 1 AS one").len(), 1);
+        let mirror = only_mirror(cache.path());
+        let store = std::sync::Arc::new(
+            runql::store::ZenStore::open(server.fixture.join("zenml.db")).unwrap(),
+        );
+        let compared = |table: &str, column: &str| {
+            let (select, json_columns) = comparable(table);
+            !json_columns.contains(&column)
+                && !select.split_once("EXCEPT (").is_some_and(|(_, except)| {
+                    except
+                        .trim_end_matches(')')
+                        .split(", ")
+                        .any(|c| c == column)
+                })
+        };
+        failures.extend(runtime.block_on(async {
+            let file = runql::session(store, runql::artifacts::ArtifactRoot::default()).unwrap();
+            let (mirrored, _) =
+                runql::export_session(&mirror, runql::artifacts::ArtifactRoot::default())
+                    .await
+                    .unwrap();
+            crate::differential::sessions_agree(
+                &file,
+                &mirrored,
+                &format!("{version} mirror"),
+                queries,
+                seed + i as u64,
+                &compared,
+            )
+            .await
+        }));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        queries * SERVER_RELEASES.len(),
+        failures
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
