@@ -15,6 +15,22 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme};
 use url::Url;
 
+/// The largest artifact file runql reads, 2 GiB: a file is held in memory whole while it is
+/// decoded (and a DataFrame may decode to 2 GiB more, `parquet_file`'s budget), so a larger
+/// one is refused before a byte is read rather than exhausting the machine's memory.
+pub const MOST_BYTES: u64 = 2 << 30;
+
+fn within_reach(size: u64) -> Result<(), String> {
+    if size > MOST_BYTES {
+        return Err(format!(
+            "the file is {:.1} GiB, more than runql reads for one artifact ({} GiB)",
+            size as f64 / f64::from(1u32 << 30),
+            MOST_BYTES >> 30
+        ));
+    }
+    Ok(())
+}
+
 /// An output's folder.
 #[derive(Debug, Clone)]
 pub enum Location {
@@ -54,19 +70,24 @@ impl Location {
         }
     }
 
-    /// The bytes of file `name`.
+    /// The bytes of file `name`, when it is at most [`MOST_BYTES`] long.
     pub fn read(&self, name: &str) -> Result<Vec<u8>, String> {
         match self {
-            Self::Local(dir) => std::fs::read(dir.join(name)).map_err(|e| e.to_string()),
+            Self::Local(dir) => {
+                let path = dir.join(name);
+                let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+                within_reach(size)?;
+                std::fs::read(path).map_err(|e| e.to_string())
+            }
             Self::Remote { store, prefix, .. } => {
                 let store = Arc::clone(store);
                 let path = prefix.clone().join(name);
                 block_on(async move {
-                    let got = store.get(&path).await?;
-                    got.bytes().await
+                    let got = store.get(&path).await.map_err(|e| e.to_string())?;
+                    within_reach(got.meta.size)?;
+                    got.bytes().await.map_err(|e| e.to_string())
                 })
                 .map(|bytes| bytes.to_vec())
-                .map_err(|e| e.to_string())
             }
         }
     }
@@ -147,5 +168,36 @@ fn block_on<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) ->
             tokio::task::block_in_place(wait)
         }
         _ => wait(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3 GiB file (sparse: nothing is written) is refused before it is read.
+    #[test]
+    fn a_file_past_the_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("df.parquet.gzip")).unwrap();
+        file.set_len(3 << 30).unwrap();
+        let err = Location::Local(dir.path().to_path_buf())
+            .read("df.parquet.gzip")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "the file is 3.0 GiB, more than runql reads for one artifact (2 GiB)"
+        );
+        std::fs::File::create(dir.path().join("small"))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        assert_eq!(
+            Location::Local(dir.path().to_path_buf())
+                .read("small")
+                .unwrap()
+                .len(),
+            10
+        );
     }
 }
