@@ -427,11 +427,22 @@ async fn differential_on(
 async fn export_agrees(release: &str, queries: usize, seed: u64) -> Vec<String> {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/zenml-{release}/zenml.db"));
+    let store = Arc::new(ZenStore::open(&fixture).unwrap());
+    let label = format!("{release} export");
+    export_of_agrees(fixture.to_str().unwrap(), store, &label, queries, seed).await
+}
+
+/// [`export_agrees`] for the store at `address` (a path or a MySQL URL), opened as `store`.
+async fn export_of_agrees(
+    address: &str,
+    store: Arc<ZenStore>,
+    label: &str,
+    queries: usize,
+    seed: u64,
+) -> Vec<String> {
     let folder = tempfile::tempdir().unwrap();
     let out = crate::common::runql()
-        .arg("--store")
-        .arg(&fixture)
-        .args(["export", "--to"])
+        .args(["--store", address, "export", "--to"])
         .arg(folder.path())
         .output()
         .unwrap();
@@ -440,20 +451,11 @@ async fn export_agrees(release: &str, queries: usize, seed: u64) -> Vec<String> 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let store = Arc::new(ZenStore::open(&fixture).unwrap());
     let live = runql::session_with(store, ArtifactRoot::default(), PushDown::On).unwrap();
     let (exported, _) = runql::export_session(folder.path(), ArtifactRoot::default())
         .await
         .unwrap();
-    sessions_agree(
-        &live,
-        &exported,
-        &format!("{release} export"),
-        queries,
-        seed,
-        &|_, _| true,
-    )
-    .await
+    sessions_agree(&live, &exported, label, queries, seed, &|_, _| true).await
 }
 
 /// Generated queries over the columns `compared` keeps, answered by two sessions over the
@@ -620,18 +622,27 @@ fn pushdown_gives_datafusions_answer_on_mariadb() {
         let store = runtime
             .block_on(ZenStore::open_location(&location))
             .unwrap();
+        let store = Arc::new(store);
         failures.extend(runtime.block_on(differential_on(
-            Arc::new(store),
+            Arc::clone(&store),
             database,
             queries,
             seed + i as u64,
+        )));
+        // And the store against its export: a MySQL store's `--mirror`.
+        failures.extend(runtime.block_on(export_of_agrees(
+            &server.url(database),
+            store,
+            &format!("{database} export"),
+            queries / 3,
+            seed + 17 + i as u64,
         )));
     }
     assert!(
         failures.is_empty(),
         "{} of {} queries differ:\n{}",
         failures.len(),
-        queries * server.stores.len(),
+        (queries + queries / 3) * server.stores.len(),
         failures
             .iter()
             .take(20)
