@@ -74,10 +74,18 @@ impl Location {
     pub fn read(&self, name: &str) -> Result<Vec<u8>, String> {
         match self {
             Self::Local(dir) => {
-                let path = dir.join(name);
-                let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+                use std::io::Read;
+                // One handle for the size and the bytes, and never more than the limit even
+                // if the file grows in between.
+                let file = std::fs::File::open(dir.join(name)).map_err(|e| e.to_string())?;
+                let size = file.metadata().map_err(|e| e.to_string())?.len();
                 within_reach(size)?;
-                std::fs::read(path).map_err(|e| e.to_string())
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.take(MOST_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| e.to_string())?;
+                within_reach(bytes.len() as u64)?;
+                Ok(bytes)
             }
             Self::Remote { store, prefix, .. } => {
                 let store = Arc::clone(store);
