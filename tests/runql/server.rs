@@ -753,10 +753,7 @@ fn servers_that_answer_wrongly_are_one_line_errors() {
 fn a_mirror_answers_generated_queries_as_the_store_file_does() {
     let queries = crate::differential::env_number("RUNQL_DIFF_QUERIES", 200) as usize;
     let seed = crate::differential::env_number("RUNQL_DIFF_SEED", 20261208);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::differential::runtime();
     let mut failures = Vec::new();
     for (i, version) in SERVER_RELEASES.iter().enumerate() {
         let server = shared(version);
@@ -784,8 +781,8 @@ fn a_mirror_answers_generated_queries_as_the_store_file_does() {
                     .await
                     .unwrap();
             crate::differential::sessions_agree(
-                &file,
-                &mirrored,
+                (&file, "store file"),
+                (&mirrored, "mirror"),
                 &format!("{version} mirror"),
                 queries,
                 seed + i as u64,
@@ -794,16 +791,5 @@ fn a_mirror_answers_generated_queries_as_the_store_file_does() {
             .await
         }));
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} queries differ:\n{}",
-        failures.len(),
-        queries * SERVER_RELEASES.len(),
-        failures
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::differential::assert_none_differ(&failures, queries * SERVER_RELEASES.len());
 }
