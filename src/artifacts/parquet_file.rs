@@ -566,6 +566,12 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
 mod tests {
     use super::*;
 
+    /// `tests/fixtures/parquet/<name>.parquet`.
+    fn parquet_fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
+        std::fs::read(format!("{dir}/{name}.parquet")).unwrap()
+    }
+
     /// Found by fuzz/'s parquet_artifact target: 5.5 KB whose page headers hold lists of
     /// booleans claiming billions of elements took parquet 1.3 s a read here (40 s under the
     /// fuzzer). The walk refuses it before parquet reads it (parquet's own error would be
@@ -629,16 +635,13 @@ mod tests {
     /// 2 GB, and the machine runs out). The same file with honest claims reads.
     #[test]
     fn pages_claiming_more_than_snappy_can_make_are_refused() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
-        let lying = std::fs::read(format!("{dir}/snappy-pages-claiming-2gb.parquet")).unwrap();
-        let err = to_batch(lying).unwrap_err();
+        let err = to_batch(parquet_fixture("snappy-pages-claiming-2gb")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("a page larger than its codec can make it"),
             "{err}"
         );
-        let honest = std::fs::read(format!("{dir}/snappy-pages-claiming-8-bytes.parquet")).unwrap();
-        let batch = to_batch(honest).unwrap();
+        let batch = to_batch(parquet_fixture("snappy-pages-claiming-8-bytes")).unwrap();
         assert_eq!((batch.num_rows(), batch.num_columns()), (1, 8));
     }
 
@@ -648,10 +651,8 @@ mod tests {
     /// so, an honest pyarrow file too (`make_delta_strings.py`).
     #[test]
     fn delta_string_pages_are_refused_before_parquet_sizes_them() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parquet");
         for name in ["delta-strings-claiming-2-40", "delta-strings"] {
-            let bytes = std::fs::read(format!("{dir}/{name}.parquet")).unwrap();
-            let err = to_batch(bytes).unwrap_err();
+            let err = to_batch(parquet_fixture(name)).unwrap_err();
             assert!(
                 err.to_string()
                     .contains("runql does not read Parquet's DELTA_LENGTH_BYTE_ARRAY"),
@@ -665,11 +666,7 @@ mod tests {
     /// with a line saying so.
     #[test]
     fn a_long_run_stops_at_the_decoding_budget() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/parquet/long-run-2-31-rows.parquet"
-        );
-        let err = to_batch_within(std::fs::read(path).unwrap(), 64 << 20).unwrap_err();
+        let err = to_batch_within(parquet_fixture("long-run-2-31-rows"), 64 << 20).unwrap_err();
         assert!(
             err.to_string()
                 .contains("the DataFrame decodes to more than 64 MiB"),
@@ -682,11 +679,7 @@ mod tests {
     /// fit, and read.
     #[test]
     fn a_shared_dictionary_counts_once_against_the_budget() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/parquet/categorical-shared-dictionary.parquet"
-        );
-        let bytes = std::fs::read(path).unwrap();
+        let bytes = parquet_fixture("categorical-shared-dictionary");
         let per_batch: usize =
             ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
                 .unwrap()
@@ -731,11 +724,7 @@ mod tests {
     #[test]
     fn typed_frames_pass_the_walk() {
         for name in ["typed-v1", "typed-v2", "typed-plain"] {
-            let path = format!(
-                "{}/tests/fixtures/parquet/{name}.parquet",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let bytes = std::fs::read(&path).unwrap();
+            let bytes = parquet_fixture(name);
             thrift::check(&bytes::Bytes::from(bytes.clone()))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let batch = to_batch(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -744,12 +733,7 @@ mod tests {
         // A page of zeros at each codec's densest ratio (snappy 21x, lz4 222x) is within the
         // bound on what a page may claim.
         for name in ["zeros-snappy", "zeros-lz4"] {
-            let path = format!(
-                "{}/tests/fixtures/parquet/{name}.parquet",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let batch =
-                to_batch(std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let batch = to_batch(parquet_fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(batch.num_rows(), 1 << 17, "{name}");
         }
     }
