@@ -9,8 +9,11 @@ use super::arrow::array::ArrayData;
 use super::arrow::compute::concat_batches;
 use super::arrow::datatypes::Schema;
 use super::arrow::record_batch::{RecordBatch, RecordBatchReader};
-use super::parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use super::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use super::parquet::errors::ParquetError;
+use super::parquet::file::metadata::ParquetMetaData;
 
 /// The file's rows as one batch.
 ///
@@ -35,10 +38,10 @@ const MOST_DECODED: usize = 2 << 30;
 /// 2 GB memory limit).
 pub fn to_batch_within(bytes: Vec<u8>, most: usize) -> Result<RecordBatch, ParquetError> {
     let bytes = bytes::Bytes::from(bytes);
-    thrift::check(&bytes)?;
+    let footer = thrift::check(&bytes)?;
     let attempt = |skip_arrow_schema: bool| {
-        let bytes = bytes.clone();
-        quietly(move || read(bytes, skip_arrow_schema, most))
+        let (bytes, footer) = (bytes.clone(), footer.clone());
+        quietly(move || read(bytes, footer, skip_arrow_schema, most))
     };
     attempt(false)
         .or_else(|| attempt(true))
@@ -47,11 +50,19 @@ pub fn to_batch_within(bytes: Vec<u8>, most: usize) -> Result<RecordBatch, Parqu
 
 fn read(
     bytes: bytes::Bytes,
+    footer: Option<Arc<ParquetMetaData>>,
     skip_arrow_schema: bool,
     most: usize,
 ) -> Result<RecordBatch, ParquetError> {
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(skip_arrow_schema);
-    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?.build()?;
+    let builder = match footer {
+        Some(footer) => ParquetRecordBatchReaderBuilder::new_with_metadata(
+            bytes,
+            ArrowReaderMetadata::try_new(footer, options)?,
+        ),
+        None => ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)?,
+    };
+    let reader = builder.build()?;
     let schema = reader.schema();
     let mut batches = Vec::new();
     let mut decoded = 0usize;
@@ -104,7 +115,9 @@ fn read(
 /// element, and no writer produces one.
 mod thrift {
     use super::super::parquet::basic::Compression;
-    use super::super::parquet::file::metadata::ParquetMetaDataReader;
+    use std::sync::Arc;
+
+    use super::super::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
     use super::ParquetError;
 
     /// Deeper than any structure Parquet writes (parquet's own limit).
@@ -114,21 +127,23 @@ mod thrift {
         ParquetError::General(format!("the Parquet file is damaged ({what})"))
     }
 
-    pub fn check(file: &bytes::Bytes) -> Result<(), ParquetError> {
+    /// The walked file's footer as parquet read it, for the reader to use rather than read
+    /// it again; `None` where parquet should say itself what is wrong with the file.
+    pub fn check(file: &bytes::Bytes) -> Result<Option<Arc<ParquetMetaData>>, ParquetError> {
         let Some(tail) = file.len().checked_sub(8).map(|at| &file[at..]) else {
-            return Ok(()); // too short for Parquet: parquet says so
+            return Ok(None); // too short for Parquet: parquet says so
         };
         if &tail[4..] != b"PAR1" {
-            return Ok(()); // not Parquet, or an encrypted footer: parquet says what it is
+            return Ok(None); // not Parquet, or an encrypted footer: parquet says what it is
         }
         let length = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as usize;
         let Some(start) = (file.len() - 8).checked_sub(length) else {
-            return Ok(());
+            return Ok(None);
         };
         Walk::new(&file[start..file.len() - 8]).structure(Shape::FileMetaData, 0)?;
         // The footer is sound: parquet may read it, and it says where the pages are.
         let Ok(metadata) = ParquetMetaDataReader::new().parse_and_finish(file) else {
-            return Ok(());
+            return Ok(None);
         };
         for group in metadata.row_groups() {
             for chunk in group.columns() {
@@ -159,7 +174,7 @@ mod thrift {
                 }
             }
         }
-        Ok(())
+        Ok(Some(Arc::new(metadata)))
     }
 
     /// How many times its compressed size a page of `codec` can decode to, for the codecs
