@@ -59,6 +59,8 @@ struct Column {
     literals: Vec<String>,
     /// Text the store holds (for LIKE patterns).
     texts: Vec<String>,
+    /// Keys of the JSON objects the store holds (for `json_get_*`).
+    keys: Vec<String>,
 }
 
 const STRESS_TEXT: &[&str] = &[
@@ -152,11 +154,20 @@ async fn columns(ctx: &SessionContext, def: &'static TableDef) -> Vec<Column> {
             ),
             Kind::TextList => texts.extend(STRESS_TEXT.iter().map(|s| s.to_string())),
         }
+        let mut keys: Vec<String> = values
+            .iter()
+            .filter_map(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .filter_map(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+            .flatten()
+            .collect();
+        keys.sort();
+        keys.dedup();
         out.push(Column {
             name: column.name,
             kind: column.kind,
             literals,
             texts,
+            keys,
         });
     }
     out
@@ -256,6 +267,25 @@ fn predicate(rng: &mut Rng, columns: &[Column], alias: &str, depth: usize) -> St
             }
             7 => format!("{col} IS NULL"),
             8 => format!("{col} IS NOT NULL"),
+            // A value inside the JSON text, which stays in DataFusion beside what is
+            // pushed, compared with NaN, the infinities and the key's own neighbours.
+            9 if c.kind == Kind::Json && !c.keys.is_empty() => {
+                let key: &String = rng.pick(&c.keys);
+                let key = quote(key);
+                let number = *rng.pick(&[
+                    "CAST('NaN' AS DOUBLE)",
+                    "CAST('inf' AS DOUBLE)",
+                    "CAST('-inf' AS DOUBLE)",
+                    "0",
+                    "0.1",
+                    "1e308",
+                ]);
+                match rng.below(3) {
+                    0 => format!("json_get_float({col}, {key}) {} {number}", rng.pick(&ops)),
+                    1 => format!("json_get_str({col}, {key}) = {}", lit(rng)),
+                    _ => format!("json_get({col}, {key}) IS NULL"),
+                }
+            }
             _ => format!("{col} = {}", lit(rng)),
         },
     }
